@@ -1,0 +1,39 @@
+"""Canonical Sentinel-2 L2A band table and the asset keys different catalogs use for each band."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Band:
+    name: str  # canonical: B01 ... B12, B8A
+    resolution: int  # native ground sampling, metres
+    wavelength_nm: int
+    earth_search: str  # earth-search v1 asset key
+
+
+BANDS: tuple[Band, ...] = (
+    Band("B01", 60, 443, "coastal"),
+    Band("B02", 10, 490, "blue"),
+    Band("B03", 10, 560, "green"),
+    Band("B04", 10, 665, "red"),
+    Band("B05", 20, 705, "rededge1"),
+    Band("B06", 20, 740, "rededge2"),
+    Band("B07", 20, 783, "rededge3"),
+    Band("B08", 10, 842, "nir"),
+    Band("B8A", 20, 865, "nir08"),
+    Band("B09", 60, 945, "nir09"),
+    Band("B11", 20, 1610, "swir16"),
+    Band("B12", 20, 2190, "swir22"),
+)
+BY_NAME = {b.name: b for b in BANDS}
+ALL_BANDS: tuple[str, ...] = tuple(b.name for b in BANDS)
+RGB = ("B04", "B03", "B02")
+
+
+def asset_keys(name: str) -> tuple[str, ...]:
+    """Asset keys that may carry canonical band ``name``: Planetary Computer / stactools use the band name,
+    earth-search v1 its common name."""
+    b = BY_NAME[name]
+    return (b.name, b.earth_search, b.name.lower())

@@ -1,0 +1,113 @@
+"""Weights registry: each entry carries what a user and the pipeline must know about a model: bands and order,
+normalisation, scales, receptive field (the halo), training data, evaluation metrics and the sha256 of its
+safetensors file. Weights load without pickle (safetensors)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..bands import ALL_BANDS
+from ..errors import ModelError
+from . import nets
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    arch: str
+    kwargs: dict[str, Any]
+    bands: tuple[str, ...]
+    factors: tuple[int, ...] | None  # native factors the model expects per band; None: any
+    scales: tuple[int, ...]
+    receptive_field: int  # grid pixels
+    weights: str | None = None  # file in WEIGHTS_DIR
+    sha256: str | None = None
+    training: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def check(self, factors: tuple[int, ...], scale: int) -> None:
+        if scale not in self.scales:
+            raise ModelError(f"model {self.name} supports --scale {', '.join(map(str, self.scales))}, not {scale}: "
+                             "pick one of those or --model bicubic")
+        if self.factors is not None and tuple(factors) != self.factors:
+            raise ModelError(f"model {self.name} needs bands {','.join(self.bands)} at their native resolutions; "
+                             "use --bands with all of them or --model bicubic")
+        if self.factors is None and len(factors) != self.kwargs.get("bands", len(factors)):
+            raise ModelError(f"model {self.name} expects {self.kwargs.get('bands')} bands, got {len(factors)}")
+
+
+ENTRIES: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    ENTRIES[entry.name] = entry
+    return entry
+
+
+# A deliberately tiny, untrained network with a fixed seed: exercises the torch path (device placement, tiled
+# batches, inference mode) in tests and on GPU workers. Not a product model.
+register(ModelEntry(
+    name="tiny-test", arch="ResidualSR", kwargs={"bands": 3, "feats": 4, "blocks": 1, "scales": (2, 3, 4)},
+    bands=("B04", "B03", "B02"), factors=None, scales=(2, 3, 4), receptive_field=nets.ResidualSR.reach(1),
+    description="untrained seeded test network (3 bands)",
+))
+
+
+def get_entry(name: str) -> ModelEntry:
+    if name not in ENTRIES:
+        raise ModelError(f"unknown model {name!r}: choose one of bicubic, {', '.join(ENTRIES)}")
+    return ENTRIES[name]
+
+
+def default_model() -> str:
+    """The best available model: the first registered entry with shipped weights, else bicubic."""
+    for entry in ENTRIES.values():
+        if entry.weights and (WEIGHTS_DIR / entry.weights).exists():
+            return entry.name
+    return "bicubic"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_model(name: str) -> torch.nn.Module:
+    entry = get_entry(name)
+    cls = getattr(nets, entry.arch)
+    if entry.weights is None:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            net = cls(**entry.kwargs)
+            for p in net.parameters():  # small non-zero weights so the test network is not the identity
+                torch.nn.init.normal_(p, 0.0, 0.05)
+        return net
+    path = WEIGHTS_DIR / entry.weights
+    if not path.exists():
+        raise ModelError(f"weights {path} missing: reinstall s2sr-cloud or run `s2sr train`")
+    digest = file_sha256(path)
+    if entry.sha256 and digest != entry.sha256:
+        raise ModelError(f"weights {path.name} sha256 {digest[:12]}... does not match the registry "
+                         f"({entry.sha256[:12]}...): the file is corrupt or from another version")
+    from safetensors.torch import load_file
+
+    net = cls(**entry.kwargs)
+    net.load_state_dict(load_file(str(path)))
+    return net
+
+
+def model_sha256(name: str) -> str | None:
+    if name == "bicubic":
+        return None
+    entry = get_entry(name)
+    return entry.sha256
+
+
+__all__ = ["ALL_BANDS", "ModelEntry", "build_model", "default_model", "get_entry", "register"]
