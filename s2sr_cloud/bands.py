@@ -37,3 +37,6 @@ def asset_keys(name: str) -> tuple[str, ...]:
     earth-search v1 its common name."""
     b = BY_NAME[name]
     return (b.name, b.earth_search, b.name.lower())
+
+# variable attribute naming how many grid pixels one native pixel of the band spans
+FACTOR_ATTR = "native_factor"

@@ -23,11 +23,13 @@ from odc.geo import CRS
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box
 
+from ..bands import FACTOR_ATTR
 from ..catalog.items import SceneInfo, describe_items, normalize_item
 from ..errors import AssetError, ConfigError
 
 # odc-geo/rasterio emit ~150 affine PendingDeprecationWarnings per load (shared NOTES.md); they say nothing to users.
 warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module=r"(odc|rasterio|affine).*")
+warnings.filterwarnings("ignore", message="Dataset has no geotransform", module=r"rasterio.*")
 
 
 @dataclass(frozen=True)
@@ -136,5 +138,7 @@ def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int) -> xr
         nodata = sc[0].nodata
         da = raw[b]
         out[b] = (da.where(da != nodata) * scale + offset).astype("float32")
-    ds = xr.Dataset(out, attrs={"items": [it.id for it in items]})
+        out[b].attrs = {FACTOR_ATTR: grid.factors[bands.index(b)], "units": "1",
+                        "long_name": f"Sentinel-2 {b} surface reflectance"}
+    ds = xr.Dataset(out, attrs={"items": [it.id for it in items], "resolution": grid.resolution})
     return ds.rio.write_crs(grid.geobox.crs.to_wkt())

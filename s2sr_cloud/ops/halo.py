@@ -6,6 +6,10 @@ from __future__ import annotations
 import math
 
 
+class ChunkError(ValueError):
+    """The chunk size cannot hold the halo."""
+
+
 def round_up(n: int, multiple: int) -> int:
     return int(math.ceil(n / multiple) * multiple)
 
@@ -32,5 +36,6 @@ def plan_chunks(n: int, chunk: int, align: int, minimum: int) -> tuple[int, ...]
         else:
             sizes.append(rest)
     if len(sizes) > 1 and min(sizes) < minimum:
-        raise ValueError(f"chunk {chunk} is smaller than the halo {minimum}: use a larger --chunk")
+        raise ChunkError(f"--chunk {chunk} is smaller than the halo of {minimum} pixels this model and these bands "
+                         f"need: use --chunk {round_up(minimum, align)} or more")
     return tuple(sizes)

@@ -1,0 +1,47 @@
+"""Dask cluster handling: connect to a scheduler or start a LocalCluster sized to the machine."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+from distributed import Client, LocalCluster
+
+from ..errors import ConfigError
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator[Client]:
+    """``scheduler``: address of a running scheduler (tcp://host:8786); None: a LocalCluster with one
+    single-threaded worker process per core (torch and GDAL each use one thread per task)."""
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as err:
+            raise ConfigError(f"cannot connect to the Dask scheduler {scheduler} ({err.__class__.__name__}): "
+                              "check the address or drop --scheduler to run locally") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    n = n_workers or max(1, min(os.cpu_count() or 1, 8))
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
+
+
+def has_gpu_workers(client: Client) -> bool:
+    """True when some worker advertises a GPU resource (dask-worker --resources GPU=1)."""
+    info = client.scheduler_info(n_workers=-1) if _takes_n(client) else client.scheduler_info()
+    return any(w.get("resources", {}).get("GPU", 0) > 0 for w in info.get("workers", {}).values())
+
+
+def _takes_n(client: Client) -> bool:
+    import inspect
+
+    return "n_workers" in inspect.signature(client.scheduler_info).parameters

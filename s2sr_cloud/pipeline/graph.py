@@ -1,0 +1,126 @@
+"""The one place that builds dask graphs: map_overlap-style super-resolution and the per-block statistics.
+
+Layout: the input is stacked to (time, band, y, x) with one chunk per (time, y-block, x-block) holding all bands.
+``overlap`` adds the halo (reflect at the array's outer edge); the SR layer is a map_blocks over the overlapped
+blocks that trims the halo itself, because the output is ``scale`` times larger than the input and dask's own
+trim would cut the wrong amount (shared NOTES.md). Only the SR layer carries the GPU resource annotation, so
+reading and writing tasks stay unrestricted.
+"""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from affine import Affine
+
+from ..bands import FACTOR_ATTR
+from ..io.store import DETAIL, STORE_QUANTUM, SUMS
+from ..model.predictors import BicubicPredictor, TorchPredictor
+from ..ops.block import BlockSpec, super_resolve_block
+from ..errors import ConfigError
+from ..ops.halo import ChunkError, plan_chunks, required_halo
+from ..ops.stats import NSUM, block_sums
+
+
+
+def default_chunk(scale: int) -> int:
+    """Input pixels per chunk side so that an output block is about 1536 px (a few hundred MB for 12 bands)."""
+    return max(48, 1536 // scale)
+
+
+def _sr_block(block: np.ndarray, predictor: BicubicPredictor | TorchPredictor, spec: BlockSpec) -> np.ndarray:
+    from ..model.predictors import torch_threads
+
+    torch_threads()
+    return super_resolve_block(block, predictor, spec)
+
+
+def _sums_block(x: np.ndarray, y: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
+    c = x.shape[1]
+    sums = block_sums(x, y[:, :c], factors, scale)  # (T, 2, C + 1, NSUM)
+    return sums.reshape(sums.shape[0], -1, 1, 1)
+
+
+def disable_fusion_for_resources() -> None:
+    """Task fusion silently drops resource annotations (shared NOTES.md); it must be off BEFORE graphs are built."""
+    dask.config.set({"optimization.fuse.active": False})
+
+
+def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | TorchPredictor | None = None, *,
+                  chunk: int | None = None, quantize: bool = True, gpu: bool = False) -> xr.Dataset:
+    """Lazy super-resolution of every (time, y, x) band variable of ``ds``.
+
+    Returns a Dataset with the bands at ``scale`` x resolution, a ``detail`` layer and ``chunk_sums`` (the
+    per-block statistics sums, computed in the same pass as the bands). ``quantize`` rounds outputs to the uint16
+    store grid with per-footprint sums preserved, so the stored product stays exactly consistent."""
+    predictor = predictor or BicubicPredictor()
+    bands = [v for v in ds.data_vars if ds[v].dims == ("time", "y", "x")]
+    factors = tuple(int(ds[b].attrs.get(FACTOR_ATTR, 1)) for b in bands)
+    align = int(np.lcm.reduce(factors))
+    spec_halo = required_halo(predictor.reach(factors, scale), factors, 2, 2)
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    chunk = chunk or default_chunk(scale)
+    try:
+        ychunks = plan_chunks(ny, chunk, align, spec_halo)
+        xchunks = plan_chunks(nx, chunk, align, spec_halo)
+    except ChunkError as err:
+        raise ConfigError(str(err)) from None
+    x = da.stack([ds[b].data for b in bands], axis=1).rechunk((1, len(bands), ychunks, xchunks))
+    spec = BlockSpec(scale=scale, factors=factors, halo=spec_halo,
+                     quantum=STORE_QUANTUM if quantize else None, detail=True)
+    depth = {0: 0, 1: 0, 2: spec_halo, 3: spec_halo}
+    boundary = {0: "none", 1: "none", 2: "reflect", 3: "reflect"}
+    # the whole array is the only block along an axis shorter than the halo: pad it by reflection as well
+    padded = da.overlap.overlap(x, depth=depth, boundary=boundary)
+    out_chunks = (x.chunks[0], (len(bands) + 1,), tuple(c * scale for c in ychunks),
+                  tuple(c * scale for c in xchunks))
+    if gpu:
+        disable_fusion_for_resources()
+        with dask.annotate(resources={"GPU": 1}):
+            y = padded.map_blocks(_sr_block, predictor, spec, chunks=out_chunks, dtype=np.float32,
+                                  meta=np.empty((0, 0, 0, 0), np.float32), name="s2sr-super-resolve")
+    else:
+        y = padded.map_blocks(_sr_block, predictor, spec, chunks=out_chunks, dtype=np.float32,
+                              meta=np.empty((0, 0, 0, 0), np.float32), name="s2sr-super-resolve")
+    nsum = 2 * (len(bands) + 1) * NSUM
+    sums = da.map_blocks(_sums_block, x, y, factors, scale, dtype=np.float64,
+                         chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
+                         meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
+
+    res = float(abs(ds.x.values[1] - ds.x.values[0])) if nx > 1 else float(ds.attrs.get("resolution", 1))
+    x0 = float(ds.x.values[0]) - res / 2
+    y0 = float(ds.y.values[0]) + res / 2
+    fine = res / scale
+    xs = x0 + fine * (np.arange(nx * scale) + 0.5)
+    ys = y0 - fine * (np.arange(ny * scale) + 0.5)
+    coords = {"time": ds.time.values, "y": ys, "x": xs}
+    out = xr.Dataset(coords=coords)
+    for i, b in enumerate(bands):
+        out[b] = xr.DataArray(y[:, i], dims=("time", "y", "x"),
+                              attrs={"long_name": f"Sentinel-2 {b} surface reflectance, super-resolved x{scale}",
+                                     "units": "1", FACTOR_ATTR: factors[i]})
+    out[DETAIL] = xr.DataArray(y[:, len(bands)], dims=("time", "y", "x"), attrs={
+        "long_name": "added detail: RMS over bands of output minus consistent bicubic upsampling",
+        "units": "1"})
+    out[SUMS] = xr.DataArray(sums, dims=("time", "sum", "chunk_y", "chunk_x"),
+                             attrs={"description": "per-output-chunk statistics sums, see s2sr_cloud.ops.stats"})
+    crs = ds.rio.crs if ds.rio.crs is not None else None
+    if crs is not None:
+        out = out.rio.write_crs(crs)
+        out = out.rio.write_transform(Affine(fine, 0, x0, 0, -fine, y0))
+        for v in out.data_vars:
+            if out[v].dims == ("time", "y", "x"):
+                out[v].attrs["grid_mapping"] = "spatial_ref"
+                # a per-variable "coordinates" attribute is what makes plain xr.open_zarr(url).rio.crs work
+                out[v].encoding["coordinates"] = "spatial_ref"
+            else:
+                out[v].attrs.pop("grid_mapping", None)
+    out.attrs.update({
+        "scale": scale, "model": predictor.name, "halo": spec_halo, "bands": list(bands),
+        "native_factors": list(factors), "input_resolution": res, "resolution": fine,
+        "chunk_input": [list(ychunks), list(xchunks)],
+        "quantized_to_store": bool(quantize),
+    })
+    return out
