@@ -38,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     fields = {k: v for k, v in vars(args).items() if k not in ("config", "command", "no_progress", "verbose")}
     cfg = load_config(args.config, fields)
-    result = run_job(cfg, progress=not args.no_progress)
+    result = run_job(cfg, progress=not args.no_progress, verbose=args.verbose)
     print(summary(result))
     return 0
 
@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+    if not args.verbose:  # one-line errors: library retry chatter goes to -v only
+        for name in ("urllib3", "distributed", "botocore", "aiobotocore", "s3fs", "rasterio"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         if args.command == "run":
             return cmd_run(args)

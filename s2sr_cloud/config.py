@@ -102,8 +102,8 @@ def validate_datetime(value: str) -> None:
     except ValueError:
         raise ConfigError(
             f"--datetime {value!r} is not RFC 3339: use e.g. 2020-02-01/2020-02-28 or 2020-02-19T00:00:00Z") from None
-    if len(parts) == 1 and instants[0] is None:
-        raise ConfigError(f"--datetime {value!r} is empty")
+    if all(i is None for i in instants):
+        raise ConfigError(f"--datetime {value!r} is open at both ends: give at least a start or an end")
     if len(instants) == 2 and None not in instants and instants[0] > instants[1]:  # type: ignore[operator]
         raise ConfigError(f"--datetime {value!r} ends before it starts")
 

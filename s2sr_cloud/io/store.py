@@ -27,10 +27,22 @@ STORE_QUANTUM = (1e-4, -0.1)  # uint16 DN = (reflectance + 0.1) / 1e-4: covers -
 def storage_options(url: str) -> dict[str, Any]:
     """Credentials come from the environment/profile (never from our config). ``S2SR_S3_ENDPOINT`` or
     ``AWS_ENDPOINT_URL`` point s3:// at another S3-compatible service."""
-    if url.startswith("s3://"):
-        endpoint = os.environ.get("S2SR_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
-        return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
-    return {}
+    if not url.startswith("s3://"):
+        return {}
+    opts: dict[str, Any] = {}
+    endpoint = os.environ.get("S2SR_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        opts["client_kwargs"] = {"endpoint_url": endpoint}
+    # captured on the client so workers without the environment (a remote scheduler's) can write too;
+    # the options travel inside the task graph only, never into logs, attrs or the store
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        opts["key"] = os.environ["AWS_ACCESS_KEY_ID"]
+        opts["secret"] = os.environ["AWS_SECRET_ACCESS_KEY"]
+        if os.environ.get("AWS_SESSION_TOKEN"):
+            opts["token"] = os.environ["AWS_SESSION_TOKEN"]
+    elif os.environ.get("AWS_PROFILE"):
+        opts["profile"] = os.environ["AWS_PROFILE"]
+    return opts
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:

@@ -7,13 +7,14 @@ import logging
 import os
 from collections.abc import Iterator
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 
 from ..errors import ConfigError
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator[Client]:
+def dask_client(scheduler: str | None = None, n_workers: int | None = None,
+                verbose: bool = False) -> Iterator[Client]:
     """``scheduler``: address of a running scheduler (tcp://host:8786); None: a LocalCluster with one
     single-threaded worker process per core (torch and GDAL each use one thread per task)."""
     if scheduler:
@@ -30,9 +31,21 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
         logging.getLogger(name).setLevel(logging.ERROR)
     n = n_workers or max(1, min(os.cpu_count() or 1, 8))
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        if not verbose:
+            client.register_plugin(QuietWorkerLogs())
         yield client
+
+
+class QuietWorkerLogs(WorkerPlugin):
+    """Local workers share our terminal: task failures are reported once, by the client, as one line."""
+
+    name = "s2sr-quiet-logs"
+
+    def setup(self, worker: object) -> None:
+        for name in ("distributed", "odc", "rasterio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def has_gpu_workers(client: Client) -> bool:

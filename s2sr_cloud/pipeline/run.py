@@ -22,6 +22,7 @@ from ..catalog.server import sample_catalog
 from ..config import SAMPLE, JobConfig
 from ..errors import OutputError, ReadError, S2SRError
 from ..io import quicklook, store
+from ..io.env import configure_reads
 from ..io.load import area_geometry, grid_for, load_reflectance
 from ..model.predictors import get_predictor
 from ..model.registry import model_sha256
@@ -88,24 +89,42 @@ def format_table(stats: dict[str, Any], sam: dict[str, float]) -> str:
 
 
 def _compute(client: Any, delayed: Any, progress: bool) -> None:
-    from distributed import progress as dask_progress
-
-    future = client.compute(delayed)
-    if progress:
-        dask_progress(future, notebook=False)
-        sys.stdout.write("\n")
     try:
+        if client is None:  # the current dask scheduler (threads unless configured otherwise)
+            import dask
+
+            dask.compute(delayed)
+            return
+        from distributed import progress as dask_progress
+
+        future = client.compute(delayed)
+        if progress:
+            dask_progress(future, notebook=False)
+            sys.stdout.write("\n")
         future.result()
     except S2SRError:
         raise
     except Exception as err:  # noqa: BLE001 - worker errors come back as their original types
-        if err.__class__.__name__.startswith(("Rasterio", "CPLE")) or "rasterio" in type(err).__module__:
+        text = f"{type(err).__module__}.{type(err).__name__}: {err}"
+        if any(tag in text for tag in ("Rasterio", "rasterio", "CPLE_")):
             raise ReadError(f"reading an input raster failed ({err.__class__.__name__}: {str(err)[:200]}): "
-                            "check that every asset href is readable from the workers") from None
+                            "check that every asset href is readable from the workers; -v names the file") from None
         raise
 
 
-def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None) -> RunResult:
+def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dict[str, Any] | None = None,
+                 client: Any = None, progress: bool = False) -> tuple[dict[str, Any], dict[str, float]]:
+    """Write a ``super_resolve`` result: template (marked incomplete), every chunk and its statistics in one
+    pass, then the statistics variables and the ``complete`` mark. Returns (per-band table, SAM)."""
+    delayed = store.write_template(out, url, dtype, {**out.attrs, **(attrs or {})})
+    _compute(client, delayed, progress)
+    bands = list(out.attrs["bands"])
+    stats_ds, table, sam = compute_statistics(store.read_chunk_sums(url, store.SUMS), bands)
+    store.finish(url, stats_ds, {"statistics": table, "sam_deg": sam})
+    return table, sam
+
+
+def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbose: bool = False) -> RunResult:
     """Run one job end to end. Validation, search and load planning happen before anything is written."""
     t0 = time.monotonic()
     predictor = get_predictor(cfg.model)
@@ -116,6 +135,7 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None) -> Run
                              max_cloud=cfg.max_cloud, limit=cfg.limit)
     grid = grid_for(items, cfg.bands, area_geometry(cfg.bbox, cfg.geometry))
     chunk = cfg.chunk or default_chunk(cfg.scale)
+    configure_reads()
     ds = load_reflectance(items, grid, chunk)
     attrs = {
         "software": f"s2sr-cloud {__version__}", "model": predictor.name, "model_sha256": model_sha256(
@@ -128,17 +148,14 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None) -> Run
     }
     with contextlib.ExitStack() as stack:
         if client is None:
-            client = stack.enter_context(dask_client(cfg.scheduler))
+            client = stack.enter_context(dask_client(cfg.scheduler, verbose=verbose))
         gpu = has_gpu_workers(client)
         out = super_resolve(ds, cfg.scale, predictor, chunk=chunk, quantize=cfg.dtype == "uint16", gpu=gpu)
         attrs["gpu_workers"] = gpu
         if cfg.overwrite:
             store.remove_store(cfg.out)
-        delayed = store.write_template(out, cfg.out, cfg.dtype, {**out.attrs, **attrs})
-        _compute(client, delayed, progress)
+        table, sam = write_output(out, cfg.out, dtype=cfg.dtype, attrs=attrs, client=client, progress=progress)
     bands = list(out.attrs["bands"])
-    stats_ds, table, sam = compute_statistics(store.read_chunk_sums(cfg.out, store.SUMS), bands)
-    store.finish(cfg.out, stats_ds, {"statistics": table, "sam_deg": sam})
     seconds = time.monotonic() - t0
     area = grid.geobox.shape[0] * grid.geobox.shape[1] * grid.resolution ** 2 / 1e6
     result = RunResult(out=cfg.out, items=[it.id for it in items], bands=bands, scale=cfg.scale, seconds=seconds,

@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh machine (Python 3.11 + venv): `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 first: a CPU build on local disk; anything unpinned would pull a multi-GB CUDA build.
+# The package and its test extras (s3fs and moto together, so botocore stays compatible) in ONE pip command.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+demo: setup
+	$(BIN)/s2sr run --out demo.zarr --overwrite --chunk 120
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+clean:
+	rm -rf demo.zarr demo_quicklook.png .pytest_cache

@@ -1,0 +1,121 @@
+"""Shared fixtures: real data from ../shared (or the embedded sample), real servers on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from s2sr_cloud.catalog.server import SAMPLE_DIR, free_port, sample_items
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("S2SR_SHARED", ROOT.parent / "shared")) / "data"
+
+warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+
+SAMPLE_FACTORS = {"B01": 6, "B09": 6, "B05": 2, "B06": 2, "B07": 2, "B8A": 2, "B11": 2, "B12": 2}
+
+
+def need_shared(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared/data)")
+    return path
+
+
+def sample_grid_stack(bands: tuple[str, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The embedded real scene as a (1, C, 240, 240) grid-resolution reflectance stack (coarse bands replicated),
+    as the loader produces it."""
+    out, factors = [], []
+    for b in bands:
+        f = SAMPLE_FACTORS.get(b, 1)
+        with rasterio.open(SAMPLE_DIR / f"{b}.tif") as src:
+            a = src.read(1).astype(np.float32) * np.float32(1e-4)
+        out.append(np.repeat(np.repeat(a, f, 0), f, 1))
+        factors.append(f)
+    return np.stack(out)[None], tuple(factors)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A real S3-compatible server (moto_server) on loopback; yields its endpoint URL."""
+    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    port = free_port()
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.1)
+        except Exception:  # noqa: BLE001 - an HTTP error means it is up
+            break
+    yield url
+    proc.terminate()
+    proc.wait(5)
+
+
+@pytest.fixture
+def s3_env(moto_server, monkeypatch):
+    """Environment for s3fs (output) and GDAL (input) to talk to the local S3 server; inherited by workers."""
+    host = moto_server.removeprefix("http://")
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION":
+                 "us-east-1", "S2SR_S3_ENDPOINT": moto_server, "AWS_S3_ENDPOINT": host, "AWS_HTTPS": "NO",
+                 "AWS_VIRTUAL_HOSTING": "FALSE", "AWS_NO_SIGN_REQUEST": "NO"}.items():
+        monkeypatch.setenv(k, v)
+    return moto_server
+
+
+def make_bucket(endpoint: str, name: str) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint})
+    if not fs.exists(name):
+        fs.mkdir(name)
+
+
+def upload_sample(endpoint: str, bucket: str, prefix: str = "cogs") -> list[dict]:
+    """Copy the sample COGs into the bucket; return the sample item(s) with s3:// hrefs."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint})
+    make_bucket(endpoint, bucket)
+    items = sample_items()
+    for item in items:
+        for asset in item["assets"].values():
+            local = Path(asset["href"].removeprefix("file://"))
+            key = f"{bucket}/{prefix}/{local.name}"
+            fs.put(str(local), key)
+            asset["href"] = f"s3://{key}"
+    return items
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """One 2-process LocalCluster shared by the in-process pipeline tests."""
+    from s2sr_cloud.pipeline.cluster import dask_client
+
+    with dask_client(n_workers=2) as client:
+        yield client
+
+
+def write_items(path: Path, items: list[dict]) -> Path:
+    path.write_text(json.dumps(items))
+    return path

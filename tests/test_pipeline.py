@@ -1,0 +1,120 @@
+"""The dask graph: chunk invariance through map_overlap, statistics in the same pass, GPU resource restrictions
+seen by the scheduler."""
+
+import dask
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from s2sr_cloud.bands import ALL_BANDS
+from s2sr_cloud.catalog import search_items
+from s2sr_cloud.catalog.server import sample_catalog
+from s2sr_cloud.io.load import grid_for, load_reflectance
+from s2sr_cloud.model.predictors import BicubicPredictor
+from s2sr_cloud.ops.block import BlockSpec, super_resolve_block
+from s2sr_cloud.ops.halo import required_halo
+from s2sr_cloud.pipeline.graph import super_resolve
+from s2sr_cloud.pipeline.run import compute_statistics
+
+
+@pytest.fixture(scope="module")
+def sample_ds():
+    with sample_catalog() as url:
+        items = search_items(url, "sentinel-2-l2a")
+    grid = grid_for(items, ALL_BANDS, None)
+    return load_reflectance(items, grid, 240).persist(scheduler="sync")
+
+
+def test_loader_keeps_native_grids(sample_ds):
+    assert sample_ds.rio.crs.to_epsg() == 32629
+    assert sample_ds.sizes == {"time": 1, "y": 240, "x": 240}
+    assert [sample_ds[b].attrs["native_factor"] for b in ("B02", "B05", "B01")] == [1, 2, 6]
+    b05 = sample_ds.B05.values[0]
+    assert np.array_equal(b05[0::2, 0::2], b05[1::2, 1::2])  # 20 m pixels replicated, not interpolated
+
+
+@pytest.mark.parametrize("chunk", [66, 96, 120, 240])
+def test_dask_output_matches_whole_array(sample_ds, chunk):
+    out = super_resolve(sample_ds, 4, BicubicPredictor(), chunk=chunk, quantize=False).compute(scheduler="sync")
+    assert out.sizes["chunk_y"] == -(-240 // chunk) - (1 if 240 % chunk and 240 % chunk < 66 else 0)
+    got = np.stack([out[b].values for b in ALL_BANDS], axis=1)
+    x = np.stack([sample_ds[b].values for b in ALL_BANDS], axis=1)
+    factors = tuple(sample_ds[b].attrs["native_factor"] for b in ALL_BANDS)
+    h = required_halo(BicubicPredictor().reach(factors, 4), factors, 2, 2)
+    whole = super_resolve_block(np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric"), BicubicPredictor(),
+                                BlockSpec(4, factors, h))
+    assert np.nanmax(np.abs(got - whole[:, :12])) <= 1e-5
+
+
+def test_statistics_are_chunking_independent_and_exact(sample_ds):
+    a = super_resolve(sample_ds, 4, BicubicPredictor(), chunk=66).compute(scheduler="sync")
+    b = super_resolve(sample_ds, 4, BicubicPredictor(), chunk=240)[["chunk_sums"]].compute(scheduler="sync")
+    _, ta, sa = compute_statistics(a.chunk_sums.values, list(ALL_BANDS))
+    _, tb, sb = compute_statistics(b.chunk_sums.values, list(ALL_BANDS))
+    for band in ALL_BANDS:
+        assert ta["consistency"][band]["rmse"] < 1e-6
+        assert ta["point"][band]["rmse"] == pytest.approx(tb["point"][band]["rmse"], rel=1e-9)
+        # direct computation of the point comparison from the output
+        y = a[band].values[0].astype(np.float64)
+        x = np.repeat(np.repeat(sample_ds[band].values[0].astype(np.float64), 4, 0), 4, 1)
+        assert ta["point"][band]["rmse"] == pytest.approx(np.sqrt(np.mean((y - x) ** 2)), rel=1e-6)
+        assert ta["point"][band]["r"] == pytest.approx(np.corrcoef(x.ravel(), y.ravel())[0, 1], rel=1e-6)
+    assert sa["point"] == pytest.approx(sb["point"], rel=1e-9) and sa["point"] > 0.1
+    assert sa["consistency"] < 1e-3
+
+
+class RestrictionRecorder(SchedulerPlugin):
+    """Runs inside the scheduler: remembers each task's resource restrictions as it is scheduled."""
+
+    name = "restriction-recorder"
+
+    def __init__(self):
+        self.seen = {}
+
+    async def start(self, scheduler):
+        self.scheduler = scheduler
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        ts = self.scheduler.tasks.get(key)
+        if ts is not None and finish in ("processing", "no-worker"):
+            name = key[0] if isinstance(key, tuple) else key
+            self.seen[str(name)] = ts.resource_restrictions
+
+
+def _restrictions(client):
+    return client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.plugins["restriction-recorder"].seen))
+
+
+def test_gpu_resource_restriction_reaches_the_scheduler(sample_ds):
+    before = dask.config.get("optimization.fuse.active", None)
+    try:
+        with LocalCluster(n_workers=2, threads_per_worker=1, resources={"GPU": 1}, dashboard_address=":0",
+                          processes=True) as cluster, Client(cluster) as client:
+            from s2sr_cloud.pipeline.cluster import has_gpu_workers
+
+            assert has_gpu_workers(client)
+            client.register_plugin(RestrictionRecorder())
+            ds = sample_ds.chunk({"y": 120, "x": 120})
+            out = super_resolve(ds, 2, BicubicPredictor(), chunk=120, gpu=True)
+            assert dask.config.get("optimization.fuse.active") is False
+            client.compute([out.B04.data, out.chunk_sums.data], sync=True)
+            seen = _restrictions(client)
+        sr = {k: v for k, v in seen.items() if k.startswith("s2sr-super-resolve")}
+        assert sr and all(v == {"GPU": 1} for v in sr.values())
+        others = {k: v for k, v in seen.items() if not k.startswith("s2sr-super-resolve")}
+        assert others and all(not v for v in others.values())  # loading/stats tasks stay unrestricted
+    finally:
+        dask.config.set({"optimization.fuse.active": before})
+
+
+def test_without_gpu_workers_nothing_is_restricted(dask_cluster, sample_ds):
+    from s2sr_cloud.pipeline.cluster import has_gpu_workers
+
+    assert not has_gpu_workers(dask_cluster)
+    dask_cluster.register_plugin(RestrictionRecorder())
+    out = super_resolve(sample_ds.chunk({"y": 120, "x": 120}), 2, BicubicPredictor(), chunk=120, gpu=False)
+    dask_cluster.compute(out.B04.data, sync=True)
+    seen = _restrictions(dask_cluster)
+    assert any("s2sr-super-resolve" in k for k in seen)
+    assert all(not v for v in seen.values())

@@ -1,0 +1,91 @@
+"""The torch path with a small seeded network: pickling, per-process model cache, tiling/batching invariance."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from s2sr_cloud.errors import ModelError
+from s2sr_cloud.model import predictors
+from s2sr_cloud.model.predictors import BicubicPredictor, TorchPredictor, get_predictor, pick_device
+from s2sr_cloud.model.registry import build_model, get_entry
+from s2sr_cloud.ops.block import BlockSpec, super_resolve_block
+
+from .conftest import sample_grid_stack
+
+X, FACTORS = sample_grid_stack(("B04", "B03", "B02"))
+
+
+def test_predictor_pickles_by_constructor_arguments():
+    p = TorchPredictor("tiny-test", tile=32, batch=3)
+    p.predict(X[..., :48, :48], FACTORS, 2)  # loads the model into this process
+    blob = pickle.dumps(p)
+    assert len(blob) < 500  # no tensors travel with the task
+    assert pickle.loads(blob) == p
+
+
+def test_model_loads_once_per_process():
+    predictors._CACHE.clear()
+    p = TorchPredictor("tiny-test")
+    for _ in range(3):
+        p.predict(X[..., :24, :24], FACTORS, 2)
+    assert predictors.loaded_models() == [("tiny-test", "cpu")]
+
+
+@pytest.mark.parametrize("tile,batch", [(16, 1), (24, 5), (50, 2), (1000, 8)])
+def test_tiling_and_batching_do_not_change_the_result(tile, batch):
+    x = X[..., :96, :72]
+    ref = TorchPredictor("tiny-test", tile=1000, batch=1).predict(x, FACTORS, 3)
+    out = TorchPredictor("tiny-test", tile=tile, batch=batch).predict(x, FACTORS, 3)
+    assert out.shape == (1, 3, 288, 216)
+    assert np.abs(out - ref).max() < 1e-5
+
+
+def test_tiny_network_is_not_the_identity_and_pipeline_makes_it_consistent():
+    net = build_model("tiny-test")
+    x = torch.from_numpy(X[:, :, :32, :32].copy())
+    with torch.inference_mode():
+        y = net(x, 2)
+    base = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+    assert (y - base).abs().max() > 1e-3
+    p = TorchPredictor("tiny-test")
+    h = 12
+    out = super_resolve_block(np.pad(X[..., :60, :60], ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric"), p,
+                              BlockSpec(2, FACTORS, h))
+    assert out.shape == (1, 4, 120, 120)
+    mean = out[0, :3].reshape(3, 60, 2, 60, 2).mean(axis=(2, 4))
+    assert np.abs(mean - X[0, :, :60, :60]).max() < 1e-5
+    assert out[0, 3].max() > 0  # the detail layer sees what the network added
+
+
+def test_registry_entry_matches_network():
+    entry = get_entry("tiny-test")
+    net = build_model("tiny-test")
+    assert net.head.in_channels == len(entry.bands)
+    assert set(entry.scales) == {int(s) for s in net.tails}
+    assert entry.receptive_field == net.reach(len(net.body))
+
+
+def test_unknown_model_and_wrong_scale():
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
+        get_predictor("nope")
+    with pytest.raises(ModelError, match="--scale"):
+        TorchPredictor("tiny-test").predict(X[..., :24, :24], FACTORS, 5)
+    assert isinstance(get_predictor("bicubic"), BicubicPredictor)
+
+
+def test_device_selection_on_cpu_machine():
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="no CUDA"):
+            pick_device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_matches_cpu():
+    x = X[..., :64, :64]
+    cpu = TorchPredictor("tiny-test", device="cpu").predict(x, FACTORS, 2)
+    gpu = TorchPredictor("tiny-test", device="cuda").predict(x, FACTORS, 2)
+    assert np.abs(cpu - gpu).max() < 1e-4
