@@ -67,7 +67,8 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
         xchunks = plan_chunks(nx, chunk, align, spec_halo)
     except ChunkError as err:
         raise ConfigError(str(err)) from None
-    x = da.stack([ds[b].data for b in bands], axis=1).rechunk((1, len(bands), ychunks, xchunks))
+    # method="tasks": p2p rechunking (the default under a distributed Client) cannot run on other schedulers
+    x = da.stack([ds[b].data for b in bands], axis=1).rechunk((1, len(bands), ychunks, xchunks), method="tasks")
     spec = BlockSpec(scale=scale, factors=factors, halo=spec_halo,
                      quantum=STORE_QUANTUM if quantize else None, detail=True)
     depth = {0: 0, 1: 0, 2: spec_halo, 3: spec_halo}
