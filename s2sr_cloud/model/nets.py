@@ -38,3 +38,121 @@ class ResidualSR(nn.Module):
         for blk in self.body:
             f = f + blk(f)
         return (base + self.tails[str(scale)](f)) * self.std + self.mean
+
+
+NORM = 0.3  # reflectance scale the networks see (inputs / NORM)
+
+
+def block_mean_t(x: torch.Tensor, k: int) -> torch.Tensor:
+    return x if k == 1 else F.avg_pool2d(x, k, k)
+
+
+def bicubic_t(x: torch.Tensor, k: int) -> torch.Tensor:
+    return x if k == 1 else F.interpolate(x, scale_factor=k, mode="bicubic", align_corners=False)
+
+
+def project_t(y: torch.Tensor, lr: torch.Tensor, k: int, smooth_iters: int = 2) -> torch.Tensor:
+    """Torch twin of ops.resample.project (exact consistency layer, differentiable, used in training)."""
+    if k == 1:
+        return lr
+    for _ in range(smooth_iters):
+        y = y + bicubic_t(lr - block_mean_t(y, k), k)
+    return y + torch.repeat_interleave(torch.repeat_interleave(lr - block_mean_t(y, k), k, -2), k, -1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, feats: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(feats, feats, 3, padding=1)
+        self.c2 = nn.Conv2d(feats, feats, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 0.1 * self.c2(F.relu(self.c1(x)))  # residual scaling as in DSen2/EDSR
+
+
+class SharpenNet(nn.Module):
+    """DSen2-style band sharpening: fine guide bands + coarse bands (smoothly upsampled to the fine grid) ->
+    the coarse bands at the fine resolution, as a residual over their upsampling."""
+
+    def __init__(self, n_fine: int = 4, n_coarse: int = 6, feats: int = 48, blocks: int = 4) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(n_fine + n_coarse, feats, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(feats) for _ in range(blocks)])
+        self.tail = nn.Conv2d(feats, n_coarse, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+        self.blocks = blocks
+
+    def reach(self) -> int:
+        return 2 + 2 * self.blocks
+
+    def forward(self, fine: torch.Tensor, coarse_up: torch.Tensor) -> torch.Tensor:
+        f = F.relu(self.head(torch.cat([fine, coarse_up], 1) / NORM))
+        return coarse_up + self.tail(self.body(f)) * NORM
+
+
+class BandSR(nn.Module):
+    """Single-band, band-agnostic super-resolution: works at low resolution, upsamples late (pixel shuffle) as a
+    residual over bicubic, one head per scale. Shared by all 12 bands (trained on 10 m and 20 m bands)."""
+
+    def __init__(self, feats: int = 32, blocks: int = 4, scales: tuple[int, ...] = (2, 4, 10)) -> None:
+        super().__init__()
+        self.scales = tuple(scales)
+        self.head = nn.Conv2d(1, feats, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(feats) for _ in range(blocks)])
+        self.tails = nn.ModuleDict({str(s): nn.Sequential(nn.Conv2d(feats, s * s, 3, padding=1), nn.PixelShuffle(s))
+                                    for s in scales})
+        for t in self.tails.values():
+            nn.init.zeros_(t[0].weight)
+            nn.init.zeros_(t[0].bias)
+        self.blocks = blocks
+
+    def reach(self) -> int:
+        return 2 + 2 * self.blocks + 2  # convs at low resolution + bicubic support
+
+    def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+        f = self.body(F.relu(self.head(x / NORM)))
+        return bicubic_t(x, scale) + self.tails[str(scale)](f) * NORM
+
+
+# canonical band order of the pipeline stack and the native factor of each band on the 10 m grid
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+S2_FACTORS = (6, 1, 1, 1, 2, 2, 2, 1, 2, 6, 2, 2)
+I10 = [S2_BANDS.index(b) for b in ("B02", "B03", "B04", "B08")]
+I20 = [S2_BANDS.index(b) for b in ("B05", "B06", "B07", "B8A", "B11", "B12")]
+I60 = [S2_BANDS.index(b) for b in ("B01", "B09")]
+
+
+class S2SRNet(nn.Module):
+    """The pipeline model: sharpen the 20 m bands (guided by 10 m), then the 60 m bands (guided by 10 + 20 m),
+    each made consistent with its native pixels, then super-resolve all 12 bands by ``scale`` with BandSR.
+
+    Input: (N, 12, H, W) reflectance on the 10 m grid, canonical band order, coarse bands replicated (as the
+    loader delivers them), H and W multiples of 6 and aligned to the 60 m grid. Output: (N, 12, H*s, W*s)."""
+
+    def __init__(self, sharpen20: dict | None = None, sharpen60: dict | None = None,
+                 sr: dict | None = None) -> None:
+        super().__init__()
+        self.sharpen20 = SharpenNet(4, 6, **(sharpen20 or {}))
+        self.sharpen60 = SharpenNet(10, 2, **(sharpen60 or {"feats": 24, "blocks": 2}))
+        self.sr = BandSR(**(sr or {}))
+
+    def reach(self) -> int:
+        return 6 + self.sharpen20.reach() + self.sharpen60.reach() + self.sr.reach()
+
+    def sharpen(self, x: torch.Tensor) -> torch.Tensor:
+        fine = x[:, I10]
+        lr20 = block_mean_t(x[:, I20], 2)
+        s20 = project_t(self.sharpen20(fine, bicubic_t(lr20, 2)), lr20, 2)
+        lr60 = block_mean_t(x[:, I60], 6)
+        s60 = project_t(self.sharpen60(torch.cat([fine, s20], 1), bicubic_t(lr60, 6)), lr60, 6)
+        out = x.clone()
+        out[:, I20] = s20
+        out[:, I60] = s60
+        return out
+
+    def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+        sharp = self.sharpen(x)
+        n, c, h, w = sharp.shape
+        y = self.sr(sharp.reshape(n * c, 1, h, w), scale)
+        return y.reshape(n, c, h * scale, w * scale)

@@ -1,0 +1,131 @@
+"""``s2sr train``: reproducible (fixed seed) CPU training of S2SRNet by Wald's protocol on ../shared/data.
+
+Three parts, trained in turn with an L1 loss on the consistency-projected output (the consistency layer is part of
+the model, so the networks learn only what the input does not determine):
+sharpen20 (DSen2 protocol, x2), sharpen60 (x6), and BandSR (x2, x4, x10 heads, one shared body). Each batch draws
+both blur settings (dsen2 and s2mtf), so the model is not tuned to one degradation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model.nets import S2SRNet, project_t
+from ..model.registry import WEIGHTS_DIR, file_sha256
+from .data import (BLURS, HOLDOUT, TRAIN, load_scenes, sample_sharpen, sample_sr, sharpen20_pair, sharpen60_pair,
+                   sr_images, sr_lr_images)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = "../shared/data"
+    out: str = str(WEIGHTS_DIR / "s2sr-v1.safetensors")
+    seed: int = 0
+    steps20: int = 2500
+    steps60: int = 800
+    steps_sr: int = 9000
+    batch: int = 32
+    lr: float = 1e-3
+    threads: int = 2
+    sr_scales: tuple[int, ...] = (2, 4, 10)
+    sr_lr_size: dict[int, int] = field(default_factory=lambda: {2: 24, 4: 16, 10: 8})
+
+
+def _cosine(opt: torch.optim.Optimizer, step: int, total: int, base: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = base * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
+def _fit_sharpen(net: torch.nn.Module, pairs: list, steps: int, size: int, cfg: TrainConfig,
+                 rng: np.random.Generator, log: list[str]) -> float:
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    ema = None
+    for step in range(steps):
+        _cosine(opt, step, steps, cfg.lr)
+        fine, up, lr, tgt = (torch.from_numpy(a) for a in sample_sharpen(rng, pairs, cfg.batch, size))
+        k = tgt.shape[-1] // lr.shape[-1]
+        out = project_t(net(fine, up), lr, k)
+        m = 2 if k == 2 else 3  # ignore a border (zero-padding effects), leaving most of the small 60 m crops
+        loss = F.l1_loss(out[..., m:-m, m:-m], tgt[..., m:-m, m:-m])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        if step % 250 == 0 or step == steps - 1:
+            log.append(f"  step {step:5d} L1 {ema:.5f}")
+            print(log[-1], flush=True)
+    return float(ema or 0.0)
+
+
+def _fit_sr(net: torch.nn.Module, hr: list[np.ndarray], lrs: dict, cfg: TrainConfig, rng: np.random.Generator,
+            log: list[str]) -> float:
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    weights = np.array([0.3, 0.45, 0.25])[: len(cfg.sr_scales)]
+    weights = weights / weights.sum()
+    ema = None
+    for step in range(cfg.steps_sr):
+        _cosine(opt, step, cfg.steps_sr, cfg.lr)
+        s = int(rng.choice(cfg.sr_scales, p=weights))
+        x, y = (torch.from_numpy(a) for a in sample_sr(rng, hr, lrs, s, cfg.batch * 2, cfg.sr_lr_size[s]))
+        out = project_t(net(x, s), x, s)
+        loss = F.l1_loss(out[..., s:-s, s:-s], y[..., s:-s, s:-s])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        if step % 500 == 0 or step == cfg.steps_sr - 1:
+            log.append(f"  step {step:5d} x{s} L1 {ema:.5f}")
+            print(log[-1], flush=True)
+    return float(ema or 0.0)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    from safetensors.torch import save_file
+
+    t0 = time.monotonic()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True)
+    rng = np.random.default_rng(cfg.seed)
+    root = Path(cfg.data)
+    scenes = load_scenes(root, TRAIN)
+    if not scenes:
+        raise SystemExit(f"no training data under {root}: expected {', '.join(TRAIN)}")
+    net = S2SRNet()
+    log: list[str] = [f"training scenes: {', '.join(s.name for s in scenes)}; held out: {', '.join(HOLDOUT)}"]
+    print(log[0], flush=True)
+
+    print("sharpen20", flush=True)
+    pairs20 = [sharpen20_pair(s, b) for s in scenes for b in BLURS]
+    l20 = _fit_sharpen(net.sharpen20, pairs20, cfg.steps20, 32, cfg, rng, log)
+    print("sharpen60", flush=True)
+    pairs60 = [sharpen60_pair(s, b) for s in scenes for b in BLURS]
+    l60 = _fit_sharpen(net.sharpen60, pairs60, cfg.steps60, 18, cfg, rng, log)
+    print("band SR", flush=True)
+    hr = [img for s in scenes for img in sr_images(s)]
+    lrs = sr_lr_images(hr, cfg.sr_scales)
+    lsr = _fit_sr(net.sr, hr, lrs, cfg, rng, log)
+
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out))
+    card = {
+        "name": out.stem, "sha256": file_sha256(out), "seed": cfg.seed, "config": asdict(cfg),
+        "parameters": int(sum(p.numel() for p in net.parameters())),
+        "training_data": [str(n) for n in TRAIN], "held_out": list(HOLDOUT),
+        "final_l1": {"sharpen20": l20, "sharpen60": l60, "sr": lsr},
+        "train_seconds": round(time.monotonic() - t0, 1), "log": log,
+    }
+    out.with_suffix(".json").write_text(json.dumps(card, indent=1))
+    print(f"wrote {out} ({card['parameters']} parameters, sha256 {card['sha256'][:12]}...) in "
+          f"{card['train_seconds']} s", flush=True)
+    return card
