@@ -61,6 +61,21 @@ register(ModelEntry(
 ))
 
 
+# The product model. Trained by `s2sr train` (seed 0) on the data listed in training/data.py, with the held-out
+# scenes named there; metrics from `s2sr evaluate` are in docs/model.md and in weights/s2sr-v1.json.
+S2SR_V1_SHA256 = "PENDING"
+register(ModelEntry(
+    name="s2sr-v1", arch="S2SRNet", kwargs={},
+    bands=nets.S2_BANDS, factors=nets.S2_FACTORS, scales=(2, 4, 10),
+    receptive_field=6 * -(-nets.S2SRNet().reach() // 6),  # grid pixels, rounded to the 60 m grid
+    weights="s2sr-v1.safetensors", sha256=S2SR_V1_SHA256,
+    training=("Wald's protocol on UP42 T39RVJ and 6 BigEarthNet L2A patches (shared/data); held out: DSen2 T33UUB, "
+              "BigEarthNet S2B_MSIL2A_20180421T114349_47_56 and S2A_MSIL2A_20170617T113321_4_55"),
+    description=("sharpen 20 m (guided by 10 m) -> sharpen 60 m (guided by 10+20 m) -> band-agnostic SR x2/x4/x10, "
+                 f"each with an exact consistency layer; inputs are reflectance / {nets.NORM}"),
+))
+
+
 def get_entry(name: str) -> ModelEntry:
     if name not in ENTRIES:
         raise ModelError(f"unknown model {name!r}: choose one of bicubic, {', '.join(ENTRIES)}")

@@ -30,9 +30,9 @@ class TrainConfig:
     data: str = "../shared/data"
     out: str = str(WEIGHTS_DIR / "s2sr-v1.safetensors")
     seed: int = 0
-    steps20: int = 2500
-    steps60: int = 800
-    steps_sr: int = 9000
+    steps20: int = 1500
+    steps60: int = 600
+    steps_sr: int = 5000
     batch: int = 32
     lr: float = 1e-3
     threads: int = 2

@@ -1,0 +1,73 @@
+"""Every manifest in deploy/ validated offline: built-in kinds against Kubernetes' OpenAPI schemas
+(kubernetes-validate, strict), Dask operator kinds against the CRD openAPIV3Schema shipped by dask-kubernetes
+2026.3.0 (deploy/schemas)."""
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+K8S_VERSION = "1.37.0"
+CRDS = {"DaskCluster": "daskcluster.yaml", "DaskWorkerGroup": "daskworkergroup.yaml",
+        "DaskAutoscaler": "daskautoscaler.yaml"}
+
+
+def _docs():
+    out = []
+    for f in sorted(DEPLOY.glob("*.yaml")):
+        out += [(f.name, d) for d in yaml.safe_load_all(f.read_text()) if d]
+    return out
+
+
+def _crd_schema(kind):
+    crd = yaml.safe_load((DEPLOY / "schemas" / CRDS[kind]).read_text())
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def validate(doc):
+    if doc["kind"] in CRDS:
+        jsonschema.validate(doc, _crd_schema(doc["kind"]))
+    else:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("name,doc", _docs(), ids=lambda v: v if isinstance(v, str) else v.get("kind"))
+def test_manifest_is_valid(name, doc):
+    validate(doc)
+
+
+def test_expected_resources_present():
+    kinds = {d["kind"] for _, d in _docs()}
+    assert {"DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "CronJob", "ConfigMap", "Secret"} <= kinds
+    gpu = next(d for _, d in _docs() if d["kind"] == "DaskWorkerGroup")
+    c = gpu["spec"]["worker"]["spec"]["containers"][0]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "GPU=1" in c["args"]
+    cron = next(d for _, d in _docs() if d["kind"] == "CronJob")
+    cmd = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert cmd[:4] == ["s2sr", "run", "--config", "/etc/s2sr/job.yaml"]
+
+
+def test_job_config_in_configmap_is_a_valid_job(tmp_path):
+    from s2sr_cloud.config import load_config
+
+    cm = next(d for _, d in _docs() if d["kind"] == "ConfigMap")
+    job = tmp_path / "job.yaml"
+    job.write_text(cm["data"]["job.yaml"])
+    cfg = load_config(str(job), {})
+    assert cfg.scale == 4 and cfg.out.startswith("s3://")
+
+
+def test_validators_reject_broken_manifests():
+    cron = copy.deepcopy(next(d for _, d in _docs() if d["kind"] == "CronJob"))
+    cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] = 7
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(cron)
+    dc = copy.deepcopy(next(d for _, d in _docs() if d["kind"] == "DaskCluster"))
+    dc["spec"]["worker"]["replicas"] = "many"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(dc)
