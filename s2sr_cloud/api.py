@@ -62,7 +62,8 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, model: str = "default", *, chu
 def write(sr: xr.Dataset, url: str, *, dtype: str = "uint16", client: Any = None,
           progress: bool = False) -> tuple[dict[str, Any], dict[str, float]]:
     """Compute and store a ``super_resolve`` result; returns the per-band statistics and the SAM."""
-    return write_output(sr, url, dtype=dtype, client=client, progress=progress)
+    report = write_output(sr, url, dtype=dtype, client=client, progress=progress)
+    return report.table, report.sam
 
 
 def input_for(out: xr.Dataset) -> xr.Dataset:

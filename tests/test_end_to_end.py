@@ -82,10 +82,13 @@ def test_cli_default_sample_run_and_refusal_to_overwrite(tmp_path):
     assert (tmp_path / "demo_quicklook.png").exists()
     ds = open_output(str(out))
     assert ds.B11.shape == (1, 960, 960)
-    r = _cli("run", "--out", str(out), "--no-progress")
+    r = _cli("run", "--out", str(out), "--no-progress")  # another job (all bands) against this store
     assert r.returncode == 7 and "already exists" in r.stderr and "--overwrite" in r.stderr
+    assert "bands" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert open_output(str(out)).attrs["created"] == ds.attrs["created"]  # untouched
+    r = _cli("run", "--out", str(out), "--chunk", "120", "--no-progress", "--bands", "B02,B03,B04,B11")
+    assert r.returncode == 0 and "0 computed, 4 already done, 4 in all" in r.stdout  # the same job: nothing to do
 
 
 @pytest.mark.parametrize("args,code,message", [

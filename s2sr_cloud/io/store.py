@@ -137,3 +137,113 @@ def store_size(url: str) -> int:
         return int(fs.du(path))
     except Exception:  # noqa: BLE001
         return 0
+
+
+# ---- resumable, chunk-level writing -------------------------------------------------------------------------
+DONE = "chunk_done"  # (time, chunk_y, chunk_x) uint8: 1 once every variable of that output chunk is written
+LOCK_SUFFIX = ".lock"  # the lease lives beside the store, so replacing the store never removes it
+
+
+def _group(url: str, mode: str = "r+") -> Any:
+    import zarr
+
+    return zarr.open_group(url, mode=mode, storage_options=storage_options(url) or None, zarr_format=3)
+
+
+def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
+    """CF-encode ``values`` for zarr array ``arr`` exactly as xarray would (round, fill NaN)."""
+    attrs = arr.attrs
+    if np.dtype(arr.dtype).kind != "u":
+        return values.astype(arr.dtype)
+    sf, off, fill = float(attrs.get("scale_factor", 1)), float(attrs.get("add_offset", 0)), attrs["_FillValue"]
+    with np.errstate(invalid="ignore"):
+        dn = np.around((values.astype(np.float64) - off) / sf)
+    dn = np.clip(dn, 0, fill - 1)
+    return np.where(np.isnan(values), fill, dn).astype(arr.dtype)
+
+
+def write_block(url: str, names: tuple[str, ...], block: np.ndarray, sums: np.ndarray, t: int, ci: int, cj: int,
+                y0: int, x0: int) -> tuple[int, int, int]:
+    """Region-write one output chunk (all band variables, detail, its statistics sums), then mark it done.
+    Runs on a worker; idempotent, so a chunk interrupted half-way is simply written again."""
+    g = _group(url)
+    h, w = block.shape[-2:]
+    for c, name in enumerate(names):
+        arr = g[name]
+        arr[t, y0:y0 + h, x0:x0 + w] = _encode(arr, block[0, c])
+    g[SUMS][t, :, ci, cj] = sums[0, :, 0, 0]
+    g[DONE][t, ci, cj] = 1  # last: only a fully written chunk counts as done
+    return t, ci, cj
+
+
+def done_mask(url: str) -> np.ndarray:
+    return np.asarray(_group(url, "r")[DONE][...]).astype(bool)
+
+
+def read_attrs(url: str) -> dict[str, Any]:
+    return dict(_group(url, "r").attrs)
+
+
+class Lease:
+    """A run's lease on a store: ``<store>.lock`` created exclusively (O_EXCL locally, If-None-Match on S3) and
+    refreshed by a heartbeat, so two runs cannot write one store at once and a killed run's lease expires."""
+
+    def __init__(self, url: str, owner: str, ttl: float | None = None) -> None:
+        self.fs, root = filesystem(url)
+        self.path = root.rstrip("/") + LOCK_SUFFIX
+        self.owner = owner
+        self.ttl = float(ttl if ttl is not None else os.environ.get("S2SR_LOCK_TTL", "120"))
+        self._stop: Any = None
+
+    def _body(self) -> bytes:
+        import time
+
+        return json.dumps({"owner": self.owner, "expires": time.time() + self.ttl}).encode()
+
+    def _create(self) -> bool:
+        try:
+            if getattr(self.fs, "protocol", None) in ("s3", "s3a") or "s3" in str(self.fs.protocol):
+                self.fs.pipe_file(self.path, self._body(), mode="create")
+            else:
+                self.fs.makedirs(self.path.rsplit("/", 1)[0], exist_ok=True)
+                with self.fs.open(self.path, "xb") as f:
+                    f.write(self._body())
+            return True
+        except (FileExistsError, OSError) as err:
+            if isinstance(err, FileExistsError) or "PreconditionFailed" in repr(err) or "exists" in str(err):
+                return False
+            raise
+
+    def acquire(self) -> None:
+        import threading
+        import time
+
+        if not self._create():
+            try:
+                info = json.loads(self.fs.cat_file(self.path))
+            except Exception:  # noqa: BLE001 - unreadable lock: treat as held until it can be read
+                info = {"owner": "?", "expires": time.time() + self.ttl}
+            if info.get("expires", 0) > time.time():
+                raise OutputError(f"another run ({info.get('owner')}) is writing this store; its lease expires in "
+                                  f"{info['expires'] - time.time():.0f} s: wait for it or run again after that")
+            self.fs.rm(self.path)  # an expired lease: its run died
+            if not self._create():
+                raise OutputError("another run took over this store's expired lease just now: try again later")
+        self._stop = threading.Event()
+
+        def beat() -> None:
+            while not self._stop.wait(self.ttl / 3):
+                try:
+                    self.fs.pipe_file(self.path, self._body())
+                except Exception:  # noqa: BLE001 - a missed beat only shortens the lease
+                    pass
+
+        threading.Thread(target=beat, name="s2sr-lease", daemon=True).start()
+
+    def release(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        try:
+            self.fs.rm(self.path)
+        except FileNotFoundError:
+            pass

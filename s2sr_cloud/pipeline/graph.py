@@ -16,7 +16,7 @@ import xarray as xr
 from affine import Affine
 
 from ..bands import FACTOR_ATTR
-from ..io.store import DETAIL, STORE_QUANTUM, SUMS
+from ..io.store import DETAIL, DONE, STORE_QUANTUM, SUMS
 from ..model.predictors import BicubicPredictor, TorchPredictor
 from ..ops.block import BlockSpec, super_resolve_block
 from ..errors import ConfigError
@@ -107,6 +107,9 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
         "units": "1"})
     out[SUMS] = xr.DataArray(sums, dims=("time", "sum", "chunk_y", "chunk_x"),
                              attrs={"description": "per-output-chunk statistics sums, see s2sr_cloud.ops.stats"})
+    out[DONE] = xr.DataArray(da.zeros((x.shape[0], len(ychunks), len(xchunks)), dtype=np.uint8, chunks=1),
+                             dims=("time", "chunk_y", "chunk_x"),
+                             attrs={"description": "1 once every variable of the output chunk is written"})
     crs = ds.rio.crs if ds.rio.crs is not None else None
     if crs is not None:
         out = out.rio.write_crs(crs)

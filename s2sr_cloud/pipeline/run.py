@@ -6,14 +6,18 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from .._version import __version__
 from ..bands import RGB
@@ -46,6 +50,8 @@ class RunResult:
     stats: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     sam: dict[str, float] = field(default_factory=dict)
     quicklook: str | None = None
+    chunks_total: int = 0
+    chunks_computed: int = 0
 
 
 @contextlib.contextmanager
@@ -88,53 +94,111 @@ def format_table(stats: dict[str, Any], sam: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def _compute(client: Any, delayed: Any, progress: bool) -> None:
-    try:
-        if client is None:  # the current dask scheduler (threads unless configured otherwise)
-            import dask
+def _is_read_error(err: BaseException) -> bool:
+    text = f"{type(err).__module__}.{type(err).__name__}: {err}"
+    return any(tag in text for tag in ("Rasterio", "rasterio", "CPLE_"))
 
-            dask.compute(delayed)
-            return
-        from distributed import progress as dask_progress
 
-        future = client.compute(delayed)
-        if progress:
-            dask_progress(future, notebook=False)
-            sys.stdout.write("\n")
-        future.result()
-    except S2SRError:
-        raise
-    except Exception as err:  # noqa: BLE001 - worker errors come back as their original types
-        text = f"{type(err).__module__}.{type(err).__name__}: {err}"
-        if any(tag in text for tag in ("Rasterio", "rasterio", "CPLE_")):
-            raise ReadError(f"reading an input raster failed ({err.__class__.__name__}: {str(err)[:200]}): "
-                            "check that every asset href is readable from the workers; -v names the file") from None
-        raise
+def _read_error(err: BaseException) -> ReadError:
+    return ReadError(f"reading an input raster failed ({err.__class__.__name__}: {str(err)[:200]}): "
+                     "check that every asset href is readable from the workers; -v names the file")
+
+
+@dataclass
+class WriteReport:
+    table: dict[str, Any]
+    sam: dict[str, float]
+    chunks_total: int
+    chunks_computed: int
+
+
+def _run_tasks(client: Any, tasks: list[Any], keys: list[tuple[int, int, int]], progress: bool) -> None:
+    """Compute the chunk tasks; every chunk that can finish does. Failures are reported by chunk afterwards."""
+    if not tasks:
+        return
+    if client is None:  # the current dask scheduler (threads unless configured otherwise)
+        import dask
+
+        try:
+            dask.compute(*tasks)
+        except Exception as err:  # noqa: BLE001
+            raise (_read_error(err) if _is_read_error(err) else err) from None
+        return
+    from distributed import progress as dask_progress
+    from distributed import wait
+
+    futures = client.compute(tasks, retries=int(os.environ.get("S2SR_TASK_RETRIES", "3")))
+    if progress:
+        dask_progress(futures, notebook=False)
+        sys.stdout.write("\n")
+    wait(futures)
+    failed = [(k, f.exception()) for k, f in zip(keys, futures, strict=True) if f.status == "error"]
+    if failed:
+        (t, i, j), err = failed[0]
+        where = (f"{len(failed)} of {len(tasks)} chunk(s) failed, first (time {t}, chunk_y {i}, chunk_x {j}); "
+                 "the other chunks are written and a re-run computes only the missing ones")
+        if _is_read_error(err):
+            raise ReadError(f"{_read_error(err)} [{where}]")
+        raise OutputError(f"{where}: {err.__class__.__name__}: {str(err)[:160]}")
 
 
 def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dict[str, Any] | None = None,
-                 client: Any = None, progress: bool = False) -> tuple[dict[str, Any], dict[str, float]]:
-    """Write a ``super_resolve`` result: template (marked incomplete), every chunk and its statistics in one
-    pass, then the statistics variables and the ``complete`` mark. Returns (per-band table, SAM)."""
-    delayed = store.write_template(out, url, dtype, {**out.attrs, **(attrs or {})})
-    _compute(client, delayed, progress)
+                 client: Any = None, progress: bool = False, resume: bool = False) -> WriteReport:
+    """Write a ``super_resolve`` result chunk by chunk: the template (marked incomplete) unless resuming, then
+    one task per output chunk that region-writes all its variables and its statistics sums and marks it done,
+    skipping chunks already done. When all are done: the statistics and the ``complete`` mark."""
     bands = list(out.attrs["bands"])
+    names = (*bands, store.DETAIL)
+    if not resume:
+        store.write_template(out, url, dtype, {**out.attrs, **(attrs or {})})
+    done = store.done_mask(url)
+    stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
+    blocks, sums = stacked.to_delayed(), out[store.SUMS].data.to_delayed()
+    ych, xch = stacked.chunks[2], stacked.chunks[3]
+    y0s, x0s = np.cumsum((0,) + ych[:-1]), np.cumsum((0,) + xch[:-1])
+    keys = [(int(t), int(i), int(j)) for t, i, j in zip(*np.nonzero(~done), strict=True)]
+    tasks = [dask.delayed(store.write_block, pure=True)(url, names, blocks[t, 0, i, j], sums[t, 0, i, j], t, i, j,
+                                                        int(y0s[i]), int(x0s[j]),
+                                                        dask_key_name=f"s2sr-write-{t}-{i}-{j}-{tokenize(url)}")
+             for t, i, j in keys]
+    _run_tasks(client, tasks, keys, progress)
+    if not store.done_mask(url).all():
+        raise OutputError(f"{url}: some chunks are not written; re-run the same command to finish them")
     stats_ds, table, sam = compute_statistics(store.read_chunk_sums(url, store.SUMS), bands)
     store.finish(url, stats_ds, {"statistics": table, "sam_deg": sam})
-    return table, sam
+    return WriteReport(table, sam, int(done.size), len(keys))
+
+
+def _existing(cfg: JobConfig, spec: dict[str, Any]) -> str | None:
+    """None: no store; "resume": same job, unfinished; "complete": same job, done. A store made by another job
+    is refused unless --overwrite."""
+    if cfg.overwrite or not store.store_exists(cfg.out):
+        return None
+    try:
+        old = store.read_attrs(cfg.out)
+    except Exception:  # noqa: BLE001 - not a zarr group we can read
+        old = {}
+    if old.get("job_spec") != spec:
+        diff = sorted(k for k in set(spec) | set(old.get("job_spec") or {})
+                      if (old.get("job_spec") or {}).get(k) != spec.get(k))
+        raise OutputError(f"output {cfg.out} already exists and was made by a different job "
+                          f"({', '.join(diff) or 'not an s2sr-cloud store'} differ): pass --overwrite to replace it "
+                          "or choose another --out")
+    return "complete" if old.get(store.STATUS) == "complete" else "resume"
 
 
 def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbose: bool = False) -> RunResult:
-    """Run one job end to end. Validation, search and load planning happen before anything is written."""
+    """Run one job end to end. Validation, search and load planning happen before anything is written.
+    Re-running the same job resumes it: finished chunks are skipped."""
     t0 = time.monotonic()
     predictor = get_predictor(cfg.model)
-    if store.store_exists(cfg.out) and not cfg.overwrite:
-        raise OutputError(f"output {cfg.out} already exists: pass --overwrite to replace it or choose another --out")
+    chunk = cfg.chunk or default_chunk(cfg.scale)
+    spec = cfg.job_spec() | {"chunk": chunk}
+    state = _existing(cfg, spec)
     with catalog_url(cfg.catalog) as url:
         items = search_items(url, cfg.collection, bbox=cfg.bbox, intersects=cfg.geometry, datetime=cfg.datetime,
                              max_cloud=cfg.max_cloud, limit=cfg.limit)
     grid = grid_for(items, cfg.bands, area_geometry(cfg.bbox, cfg.geometry))
-    chunk = cfg.chunk or default_chunk(cfg.scale)
     configure_reads()
     ds = load_reflectance(items, grid, chunk)
     attrs = {
@@ -142,27 +206,41 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbos
             predictor.name), "scale": cfg.scale, "stac_items": [it.id for it in items],
         "catalog": "sample (embedded, served by rustac)" if cfg.catalog == SAMPLE else cfg.catalog,
         "collection": cfg.collection, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "job_spec": cfg.job_spec(), "input_crs": str(grid.geobox.crs),
+        "job_spec": spec, "input_crs": str(grid.geobox.crs),
         "Conventions": "CF-1.8",
         "license": "Contains modified Copernicus Sentinel data",
     }
-    with contextlib.ExitStack() as stack:
-        if client is None:
-            client = stack.enter_context(dask_client(cfg.scheduler, verbose=verbose))
-        gpu = has_gpu_workers(client)
-        out = super_resolve(ds, cfg.scale, predictor, chunk=chunk, quantize=cfg.dtype == "uint16", gpu=gpu)
-        attrs["gpu_workers"] = gpu
-        if cfg.overwrite:
-            store.remove_store(cfg.out)
-        table, sam = write_output(out, cfg.out, dtype=cfg.dtype, attrs=attrs, client=client, progress=progress)
+    lease = store.Lease(cfg.out, owner=f"{socket.gethostname()}:{os.getpid()}")
+    lease.acquire()
+    try:
+        with contextlib.ExitStack() as stack:
+            if state == "complete":
+                client = None
+            elif client is None:
+                client = stack.enter_context(dask_client(cfg.scheduler, verbose=verbose))
+            gpu = client is not None and has_gpu_workers(client)
+            out = super_resolve(ds, cfg.scale, predictor, chunk=chunk, quantize=cfg.dtype == "uint16", gpu=gpu)
+            attrs["gpu_workers"] = gpu
+            if cfg.overwrite:
+                store.remove_store(cfg.out)
+            if state == "complete":
+                old = store.read_attrs(cfg.out)
+                n = int(store.done_mask(cfg.out).size)
+                report = WriteReport(old["statistics"], old["sam_deg"], n, 0)
+            else:
+                report = write_output(out, cfg.out, dtype=cfg.dtype, attrs=attrs, client=client, progress=progress,
+                                      resume=state == "resume")
+    finally:
+        lease.release()
     bands = list(out.attrs["bands"])
     seconds = time.monotonic() - t0
     area = grid.geobox.shape[0] * grid.geobox.shape[1] * grid.resolution ** 2 / 1e6
     result = RunResult(out=cfg.out, items=[it.id for it in items], bands=bands, scale=cfg.scale, seconds=seconds,
                        area_km2=area, output_bytes=store.store_size(cfg.out),
-                       shape=(out.sizes["time"], out.sizes["y"], out.sizes["x"]), stats=table, sam=sam)
+                       shape=(out.sizes["time"], out.sizes["y"], out.sizes["x"]), stats=report.table, sam=report.sam,
+                       chunks_total=report.chunks_total, chunks_computed=report.chunks_computed)
     if all(b in bands for b in RGB):
-        result.quicklook = make_quicklook(cfg, ds, bands, table)
+        result.quicklook = make_quicklook(cfg, ds, bands, report.table)
     return result
 
 
@@ -198,6 +276,8 @@ def summary(r: RunResult) -> str:
         f"scenes:   {len(r.items)} ({', '.join(r.items[:3])}{' ...' if len(r.items) > 3 else ''})",
         f"area:     {r.area_km2:.1f} km2, bands {','.join(r.bands)}, x{r.scale}",
         f"output:   {r.out}  {r.shape[0]} x {r.shape[1]} x {r.shape[2]} (time, y, x), {gb * 1000:.1f} MB on disk",
+        f"chunks:   {r.chunks_computed} computed, {r.chunks_total - r.chunks_computed} already done, "
+        f"{r.chunks_total} in all",
         f"time:     {r.seconds:.1f} s",
         f"quicklook: {r.quicklook}" if r.quicklook else "quicklook: (needs B02, B03, B04)",
         "",

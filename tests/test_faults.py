@@ -1,0 +1,183 @@
+"""Faults with real processes and real servers: a killed job resumes, a killed worker is survived, transient S3
+errors through a fault-injecting proxy are retried, a permanently failing chunk is named, two runs cannot share a
+store. Every recovered output is compared with a fault-free run."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from s2sr_cloud.catalog.server import SAMPLE_DIR, sample_items, serve_items
+from s2sr_cloud.config import JobConfig
+from s2sr_cloud.errors import OutputError
+from s2sr_cloud.io.store import Lease, open_output
+from s2sr_cloud.pipeline.cluster import dask_client
+from s2sr_cloud.pipeline.run import run_job
+
+from .conftest import make_bucket, upload_sample
+from .faults import FaultProxy
+
+BANDS = ("B02", "B03", "B04", "B05", "B11")
+JOB = ["--bands", ",".join(BANDS), "--chunk", "66", "--scale", "4", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The fault-free output of the job every fault test runs."""
+    out = tmp_path_factory.mktemp("ref") / "ref.zarr"
+    r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(out), *JOB],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return open_output(str(out)).load()
+
+
+def _same(a, b):
+    for v in (*BANDS, "detail"):
+        assert np.array_equal(a[v].values, b[v].values, equal_nan=True), v
+    assert np.array_equal(a["chunk_sums"].values, b["chunk_sums"].values)
+
+
+def _done(path):
+    try:
+        return np.asarray(zarr.open_group(str(path), mode="r")["chunk_done"][...])
+    except Exception:  # noqa: BLE001 - not created yet
+        return None
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_and_recomputes_only_missing_chunks(tmp_path, reference):
+    out = tmp_path / "o.zarr"
+    env = dict(os.environ, S2SR_LOCK_TTL="2")
+    proc = subprocess.Popen([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(out), *JOB],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        d = _done(out)
+        if d is not None and 1 <= d.sum() < d.size:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the client and its LocalCluster workers, mid-run
+    proc.wait()
+    d = _done(out)
+    done_before = int(d.sum())
+    assert 1 <= done_before < d.size
+    with pytest.raises(OutputError, match="incomplete"):
+        open_output(str(out))
+    time.sleep(2.5)  # the killed run's lease expires
+    r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(out), *JOB],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    total = d.size
+    assert f"{total - done_before} computed, {done_before} already done, {total} in all" in r.stdout
+    _same(open_output(str(out)), reference)
+
+
+@pytest.mark.slow
+def test_killed_worker_is_survived(tmp_path, reference):
+    out = tmp_path / "o.zarr"
+    cfg = JobConfig(out=str(out), bands=BANDS, chunk=66, scale=4)
+    killed = []
+    with dask_client(n_workers=2) as client:
+        pids = list(client.run(os.getpid).values())
+
+        def killer():
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                d = _done(out)
+                if d is not None and d.sum() >= 1:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(int(d.sum()))
+                    return
+                time.sleep(0.02)
+
+        t = threading.Thread(target=killer)
+        t.start()
+        res = run_job(cfg, progress=False, client=client)
+        t.join()
+    assert killed and killed[0] < res.chunks_total  # the worker died while chunks were still pending
+    _same(open_output(str(out)), reference)
+
+
+@pytest.mark.slow
+def test_transient_s3_errors_are_retried(s3_env, tmp_path, reference, monkeypatch):
+    items = upload_sample(s3_env, "faulty-cogs")
+    make_bucket(s3_env, "faulty-out")
+    with FaultProxy(s3_env, rate=0.15, seed=1) as proxy:
+        # reads (GDAL) and writes (s3fs) both go through the proxy
+        monkeypatch.setenv("S2SR_S3_ENDPOINT", proxy.url)
+        monkeypatch.setenv("AWS_S3_ENDPOINT", proxy.url.removeprefix("http://"))
+        with serve_items(items) as url:
+            cfg = JobConfig(out="s3://faulty-out/o.zarr", catalog=url, bands=BANDS, chunk=66, scale=4)
+            with dask_client(n_workers=2) as client:
+                run_job(cfg, progress=False, client=client)
+        counts = dict(proxy.counts)
+    assert counts["503"] > 5 and counts["reset"] > 5, counts
+    monkeypatch.setenv("S2SR_S3_ENDPOINT", s3_env)
+    res = open_output("s3://faulty-out/o.zarr").load()
+    assert res.attrs["catalog"] == url
+    _same(res, reference)
+
+
+def test_permanently_failing_chunk_is_named_and_the_rest_stays_done(tmp_path):
+    items = sample_items()
+    bad = tmp_path / "B04.tif"
+    data = bytearray((SAMPLE_DIR / "B04.tif").read_bytes())
+    data[-20000:] = b"\0" * 20000  # destroy the last tiles of the COG only
+    bad.write_bytes(bytes(data))
+    items[0]["assets"]["red"]["href"] = bad.as_uri()
+    out = tmp_path / "o.zarr"
+    with serve_items(items) as url:
+        # 60-pixel chunks: the chunks of the upper-left never read the destroyed lower-right COG tile
+        r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(out), "--catalog", url,
+                            *JOB, "--chunk", "60"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "reading an input raster failed" in r.stderr and "first (time 0, chunk_y" in r.stderr
+    d = _done(out)
+    assert 0 < d.sum() < d.size  # everything else is done and resumable
+    with pytest.raises(OutputError, match="incomplete"):
+        open_output(str(out))
+
+
+def test_two_runs_cannot_hold_one_store(tmp_path):
+    url = str(tmp_path / "x.zarr")
+    a = Lease(url, "run-a", ttl=30)
+    a.acquire()
+    try:
+        with pytest.raises(OutputError, match="another run \\(run-a\\) is writing this store"):
+            Lease(url, "run-b", ttl=30).acquire()
+    finally:
+        a.release()
+    b = Lease(url, "run-b", ttl=30)
+    b.acquire()  # free again after release
+    b.release()
+
+
+def test_expired_lease_is_taken_over(tmp_path):
+    url = str(tmp_path / "x.zarr")
+    dead = Lease(url, "dead-run", ttl=0.3)
+    dead._create()  # a run that died without releasing (and without a heartbeat)
+    with pytest.raises(OutputError):
+        Lease(url, "run-b", ttl=5).acquire()
+    time.sleep(0.4)
+    b = Lease(url, "run-b", ttl=5)
+    b.acquire()
+    b.release()
+
+
+def test_lease_is_exclusive_on_s3(s3_env):
+    make_bucket(s3_env, "locks")
+    a = Lease("s3://locks/x.zarr", "run-a", ttl=30)
+    a.acquire()
+    try:
+        with pytest.raises(OutputError, match="run-a"):
+            Lease("s3://locks/x.zarr", "run-b", ttl=30).acquire()
+    finally:
+        a.release()
