@@ -38,8 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     fields = {k: v for k, v in vars(args).items() if k not in ("config", "command", "no_progress", "verbose")}
     cfg = load_config(args.config, fields)
-    result = run_job(cfg, progress=not args.no_progress, verbose=args.verbose)
-    print(summary(result))
+    results = run_job(cfg, progress=not args.no_progress, verbose=args.verbose)
+    print("\n\n".join(summary(r) for r in results))
     return 0
 
 

@@ -119,3 +119,32 @@ def dask_cluster():
 def write_items(path: Path, items: list[dict]) -> Path:
     path.write_text(json.dumps(items))
     return path
+
+
+def ben_item(folder: Path) -> dict:
+    """A STAC item (Planetary-Computer-style band keys) for a REAL BigEarthNet patch folder: its GeoTIFFs on their
+    native 10/20/60 m UTM grids, footprint and date from the files themselves."""
+    from rasterio.warp import transform_geom
+
+    meta = json.loads(next(folder.glob("*_labels_metadata.json")).read_text())
+    assets, geom, epsg = {}, None, None
+    for tif in sorted(folder.glob("*_B*.tif")):
+        band = tif.stem.rsplit("_", 1)[1]
+        with rasterio.open(tif) as src:
+            epsg = src.crs.to_epsg()
+            t = src.transform
+            assets[band] = {"href": tif.resolve().as_uri(), "type": "image/tiff; application=geotiff",
+                            "roles": ["data"], "proj:shape": [src.height, src.width],
+                            "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f], "gsd": t.a}
+            if geom is None:
+                b = src.bounds
+                poly = {"type": "Polygon", "coordinates": [[(b.left, b.bottom), (b.right, b.bottom),
+                                                            (b.right, b.top), (b.left, b.top), (b.left, b.bottom)]]}
+                geom = json.loads(json.dumps(transform_geom(src.crs, "EPSG:4326", poly)))
+    ring = np.array(geom["coordinates"][0])
+    baseline = meta["tile_source"].split("_N")[1][:4]
+    return {"type": "Feature", "stac_version": "1.0.0", "id": folder.name, "geometry": geom,
+            "bbox": [ring[:, 0].min(), ring[:, 1].min(), ring[:, 0].max(), ring[:, 1].max()],
+            "properties": {"datetime": meta["acquisition_date"].replace(" ", "T") + "Z", "proj:epsg": epsg,
+                           "s2:processing_baseline": f"{baseline[:2]}.{baseline[2:]}", "eo:cloud_cover": 0.0},
+            "assets": assets, "links": [], "stac_extensions": []}

@@ -55,7 +55,7 @@ def test_s3_in_s3_out_then_local(s3_env, dask_cluster, tmp_path):
                         bbox=(-11.2, 24.9, -10.8, 25.3), datetime="2020-02-01/2020-02-28", max_cloud=20, chunk=120,
                         quicklook=str(tmp_path))
         # the cluster's workers were started WITHOUT the S3 settings: they travel with the tasks
-        res = run_job(cfg, progress=False, client=dask_cluster)
+        (res,) = run_job(cfg, progress=False, client=dask_cluster)
         assert res.quicklook and Path(res.quicklook).stat().st_size > 10_000
         ds = open_output("s3://results/run1.zarr")
         _check_output(ds, RGB.split(","), 2)

@@ -68,6 +68,7 @@ def test_killed_job_resumes_and_recomputes_only_missing_chunks(tmp_path, referen
     d = _done(out)
     done_before = int(d.sum())
     assert 1 <= done_before < d.size
+    print(f"job killed with {done_before} of {d.size} chunks done")
     with pytest.raises(OutputError, match="incomplete"):
         open_output(str(out))
     time.sleep(2.5)  # the killed run's lease expires
@@ -99,7 +100,7 @@ def test_killed_worker_is_survived(tmp_path, reference):
 
         t = threading.Thread(target=killer)
         t.start()
-        res = run_job(cfg, progress=False, client=client)
+        (res,) = run_job(cfg, progress=False, client=client)
         t.join()
     assert killed and killed[0] < res.chunks_total  # the worker died while chunks were still pending
     _same(open_output(str(out)), reference)
@@ -118,6 +119,7 @@ def test_transient_s3_errors_are_retried(s3_env, tmp_path, reference, monkeypatc
             with dask_client(n_workers=2) as client:
                 run_job(cfg, progress=False, client=client)
         counts = dict(proxy.counts)
+    print(f"fault proxy: {counts}")
     assert counts["503"] > 5 and counts["reset"] > 5, counts
     monkeypatch.setenv("S2SR_S3_ENDPOINT", s3_env)
     res = open_output("s3://faulty-out/o.zarr").load()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import datetime as dt
 import logging
 import os
@@ -21,11 +22,11 @@ from dask.base import tokenize
 
 from .._version import __version__
 from ..bands import RGB
-from ..catalog import search_items
+from ..catalog import describe_items, search_items
 from ..catalog.server import sample_catalog
 from ..config import SAMPLE, JobConfig
 from ..errors import OutputError, ReadError, S2SRError
-from ..io import quicklook, store
+from ..io import quicklook, stac_out, store
 from ..io.env import configure_reads
 from ..io.load import area_geometry, grid_for, load_reflectance
 from ..model.predictors import get_predictor
@@ -52,6 +53,10 @@ class RunResult:
     quicklook: str | None = None
     chunks_total: int = 0
     chunks_computed: int = 0
+    epsg: int = 0
+    bounds: tuple[float, ...] = ()
+    footprint: dict[str, Any] = field(default_factory=dict)
+    datetimes: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -187,17 +192,42 @@ def _existing(cfg: JobConfig, spec: dict[str, Any]) -> str | None:
     return "complete" if old.get(store.STATUS) == "complete" else "resume"
 
 
-def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbose: bool = False) -> RunResult:
-    """Run one job end to end. Validation, search and load planning happen before anything is written.
-    Re-running the same job resumes it: finished chunks are skipped."""
-    t0 = time.monotonic()
+def zone_out(out: str, epsg: int) -> str:
+    """Output URL of one UTM zone when an area spans several: ``x.zarr`` -> ``x_EPSG32629.zarr``."""
+    stem = out.rstrip("/")
+    return f"{stem.removesuffix('.zarr')}_EPSG{epsg}.zarr"
+
+
+def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbose: bool = False) -> list[RunResult]:
+    """Run one job end to end: one output per UTM zone the scenes fall in (each on its native grid, no
+    reprojection), plus a STAC Collection describing the outputs. Validation, search and load planning happen
+    before anything is written. Re-running the same job resumes it: finished chunks are skipped."""
     predictor = get_predictor(cfg.model)
-    chunk = cfg.chunk or default_chunk(cfg.scale)
-    spec = cfg.job_spec() | {"chunk": chunk}
-    state = _existing(cfg, spec)
     with catalog_url(cfg.catalog) as url:
         items = search_items(url, cfg.collection, bbox=cfg.bbox, intersects=cfg.geometry, datetime=cfg.datetime,
                              max_cloud=cfg.max_cloud, limit=cfg.limit)
+    zones: dict[int, list[Any]] = {}
+    for item, info in zip(items, describe_items(items, cfg.bands), strict=True):
+        zones.setdefault(info.epsg or 0, []).append(item)
+    jobs = [(cfg if len(zones) == 1 else cfg.replace(out=zone_out(cfg.out, epsg)), zitems)
+            for epsg, zitems in sorted(zones.items())]
+    for zcfg, _ in jobs:  # refuse before writing anything if any zone's store belongs to another job
+        _existing(zcfg, zcfg.job_spec() | {"chunk": zcfg.chunk or default_chunk(zcfg.scale)})
+    results = []
+    with contextlib.ExitStack() as stack:
+        for zcfg, zitems in jobs:
+            if client is None:
+                client = stack.enter_context(dask_client(cfg.scheduler, verbose=verbose))
+            results.append(_run_zone(zcfg, zitems, predictor, client, progress))
+    write_stac(cfg, results)
+    return results
+
+
+def _run_zone(cfg: JobConfig, items: list[Any], predictor: Any, client: Any, progress: bool) -> RunResult:
+    t0 = time.monotonic()
+    chunk = cfg.chunk or default_chunk(cfg.scale)
+    spec = cfg.job_spec() | {"chunk": chunk}
+    state = _existing(cfg, spec)
     grid = grid_for(items, cfg.bands, area_geometry(cfg.bbox, cfg.geometry))
     configure_reads()
     ds = load_reflectance(items, grid, chunk)
@@ -213,23 +243,17 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbos
     lease = store.Lease(cfg.out, owner=f"{socket.gethostname()}:{os.getpid()}")
     lease.acquire()
     try:
-        with contextlib.ExitStack() as stack:
-            if state == "complete":
-                client = None
-            elif client is None:
-                client = stack.enter_context(dask_client(cfg.scheduler, verbose=verbose))
-            gpu = client is not None and has_gpu_workers(client)
-            out = super_resolve(ds, cfg.scale, predictor, chunk=chunk, quantize=cfg.dtype == "uint16", gpu=gpu)
-            attrs["gpu_workers"] = gpu
-            if cfg.overwrite:
-                store.remove_store(cfg.out)
-            if state == "complete":
-                old = store.read_attrs(cfg.out)
-                n = int(store.done_mask(cfg.out).size)
-                report = WriteReport(old["statistics"], old["sam_deg"], n, 0)
-            else:
-                report = write_output(out, cfg.out, dtype=cfg.dtype, attrs=attrs, client=client, progress=progress,
-                                      resume=state == "resume")
+        gpu = state != "complete" and has_gpu_workers(client)
+        out = super_resolve(ds, cfg.scale, predictor, chunk=chunk, quantize=cfg.dtype == "uint16", gpu=gpu)
+        attrs["gpu_workers"] = gpu
+        if cfg.overwrite:
+            store.remove_store(cfg.out)
+        if state == "complete":
+            old = store.read_attrs(cfg.out)
+            report = WriteReport(old["statistics"], old["sam_deg"], int(store.done_mask(cfg.out).size), 0)
+        else:
+            report = write_output(out, cfg.out, dtype=cfg.dtype, attrs=attrs, client=client, progress=progress,
+                                  resume=state == "resume")
     finally:
         lease.release()
     bands = list(out.attrs["bands"])
@@ -238,10 +262,20 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbos
     result = RunResult(out=cfg.out, items=[it.id for it in items], bands=bands, scale=cfg.scale, seconds=seconds,
                        area_km2=area, output_bytes=store.store_size(cfg.out),
                        shape=(out.sizes["time"], out.sizes["y"], out.sizes["x"]), stats=report.table, sam=report.sam,
-                       chunks_total=report.chunks_total, chunks_computed=report.chunks_computed)
+                       chunks_total=report.chunks_total, chunks_computed=report.chunks_computed,
+                       epsg=int(grid.geobox.crs.epsg or 0), bounds=tuple(grid.geobox.boundingbox),
+                       footprint=json.loads(json.dumps(grid.geobox.extent.to_crs("EPSG:4326").geom.__geo_interface__)),
+                       datetimes=[str(t) for t in ds.time.values])
     if all(b in bands for b in RGB):
         result.quicklook = make_quicklook(cfg, ds, bands, report.table)
     return result
+
+
+def write_stac(cfg: JobConfig, results: list[RunResult]) -> str:
+    """A STAC Collection (JSON) next to the output(s), one Item per output store, for pystac(-client) users."""
+    return stac_out.write_collection(cfg.out, [
+        {"href": r.out, "epsg": r.epsg, "bounds": r.bounds, "footprint": r.footprint, "datetimes": r.datetimes,
+         "bands": r.bands, "scale": r.scale, "items": r.items, "model": cfg.model} for r in results])
 
 
 def quicklook_path(cfg: JobConfig) -> str:
