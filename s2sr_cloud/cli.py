@@ -25,6 +25,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output Zarr: local path or s3://bucket/key.zarr")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output")
     p.add_argument("--scheduler", help="address of a running Dask scheduler (default: a LocalCluster)")
+    p.add_argument("--cluster", help="k8s:NAME[.NAMESPACE] (dask-kubernetes operator) or gateway:NAME (Dask Gateway)")
     p.add_argument("--chunk", type=int, help="input pixels per chunk side (default from --scale)")
     p.add_argument("--dtype", choices=["uint16", "float32"], help="storage type (default uint16 DN)")
     p.add_argument("--quicklook", help="folder or .png path for the quick-look (default next to the output)")

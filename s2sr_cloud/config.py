@@ -33,6 +33,7 @@ class JobConfig:
     model: str = "default"
     overwrite: bool = False
     scheduler: str | None = None
+    cluster: str | None = None  # k8s:NAME[.NAMESPACE] or gateway:NAME
     chunk: int | None = None  # input-grid pixels per chunk side; None: picked from scale
     dtype: str = "uint16"
     quicklook: str | None = None  # folder or .png path; None: next to the output
@@ -58,6 +59,8 @@ class JobConfig:
             raise ConfigError(f"--max-cloud is a percentage in [0, 100], got {self.max_cloud}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.scheduler and self.cluster:
+            raise ConfigError("give either --scheduler or --cluster, not both")
         if self.chunk is not None and self.chunk < 16:
             raise ConfigError(f"--chunk must be at least 16 pixels, got {self.chunk}")
 

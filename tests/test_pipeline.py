@@ -118,3 +118,25 @@ def test_without_gpu_workers_nothing_is_restricted(dask_cluster, sample_ds):
     seen = _restrictions(dask_cluster)
     assert any("s2sr-super-resolve" in k for k in seen)
     assert all(not v for v in seen.values())
+
+
+def test_warm_model_plugin_loads_once_per_worker(dask_cluster):
+    from s2sr_cloud.model.predictors import loaded_models
+    from s2sr_cloud.pipeline.cluster import WarmModel
+
+    dask_cluster.register_plugin(WarmModel("tiny-test", "cpu"))
+    per_worker = dask_cluster.run(loaded_models)
+    assert len(per_worker) == 2
+    assert all(("tiny-test", "cpu") in v for v in per_worker.values())
+
+
+def test_cluster_spec_errors_are_clear():
+    from s2sr_cloud.errors import ConfigError
+    from s2sr_cloud.pipeline.cluster import cluster_client
+
+    with pytest.raises(ConfigError, match="k8s:NAME"):
+        with cluster_client("yarn:x"):
+            pass
+    with pytest.raises(ConfigError, match="dask-gateway|cannot connect"):
+        with cluster_client("gateway:nothing-here"):
+            pass

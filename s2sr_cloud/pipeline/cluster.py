@@ -14,9 +14,13 @@ from ..errors import ConfigError
 
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, n_workers: int | None = None,
-                verbose: bool = False) -> Iterator[Client]:
+                verbose: bool = False, cluster: str | None = None) -> Iterator[Client]:
     """``scheduler``: address of a running scheduler (tcp://host:8786); None: a LocalCluster with one
     single-threaded worker process per core (torch and GDAL each use one thread per task)."""
+    if cluster:
+        with cluster_client(cluster) as client:
+            yield client
+        return
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
@@ -46,6 +50,50 @@ class QuietWorkerLogs(WorkerPlugin):
     def setup(self, worker: object) -> None:
         for name in ("distributed", "odc", "rasterio"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def cluster_client(spec: str) -> Iterator[Client]:
+    """``--cluster`` targets: ``k8s:NAME[.NAMESPACE]`` (a running dask-kubernetes operator DaskCluster) or
+    ``gateway:NAME`` (a Dask Gateway cluster; the gateway address comes from the dask-gateway config/env)."""
+    kind, _, name = spec.partition(":")
+    if not name or kind not in ("k8s", "gateway"):
+        raise ConfigError(f"--cluster {spec!r}: use k8s:NAME[.NAMESPACE] or gateway:NAME")
+    try:
+        if kind == "k8s":
+            from dask_kubernetes.operator import KubeCluster  # type: ignore[import-not-found]
+
+            cname, _, ns = name.partition(".")
+            cluster = KubeCluster.from_name(cname, namespace=ns or None)
+        else:
+            from dask_gateway import Gateway  # type: ignore[import-not-found]
+
+            cluster = Gateway().connect(name)
+    except ImportError as err:
+        pkg = "dask-kubernetes" if kind == "k8s" else "dask-gateway"
+        raise ConfigError(f"--cluster {kind}: needs the {pkg} package (pip install {pkg})") from err
+    except Exception as err:  # noqa: BLE001 - API/auth errors of either backend
+        raise ConfigError(f"--cluster {spec}: cannot connect ({err.__class__.__name__}: {str(err)[:160]})") from None
+    client = cluster.get_client()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+class WarmModel(WorkerPlugin):
+    """Loads the model once per worker process, onto that worker's device, when the worker joins: the first SR
+    task does not pay for it, and a worker that cannot load it fails loudly at start-up."""
+
+    def __init__(self, model: str, device: str = "auto") -> None:
+        self.model = model
+        self.device = device
+        self.name = f"s2sr-warm-{model}"
+
+    def setup(self, worker: object) -> None:
+        from ..model.predictors import cached_model, pick_device
+
+        cached_model(self.model, pick_device(self.device))
 
 
 def has_gpu_workers(client: Client) -> bool:

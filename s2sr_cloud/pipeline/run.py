@@ -29,10 +29,10 @@ from ..errors import OutputError, ReadError, S2SRError
 from ..io import quicklook, stac_out, store
 from ..io.env import configure_reads
 from ..io.load import area_geometry, grid_for, load_reflectance
-from ..model.predictors import get_predictor
+from ..model.predictors import TorchPredictor, get_predictor
 from ..model.registry import model_sha256
 from ..ops.stats import COMPARISONS, METRICS, NSUM, finalize
-from .cluster import dask_client, has_gpu_workers
+from .cluster import WarmModel, dask_client, has_gpu_workers
 from .graph import default_chunk, super_resolve
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,9 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbos
     with contextlib.ExitStack() as stack:
         for zcfg, zitems in jobs:
             if client is None:
-                client = stack.enter_context(dask_client(cfg.scheduler, verbose=verbose))
+                client = stack.enter_context(dask_client(cfg.scheduler, verbose=verbose, cluster=cfg.cluster))
+            if isinstance(predictor, TorchPredictor):
+                client.register_plugin(WarmModel(predictor.name, predictor.device))
             results.append(_run_zone(zcfg, zitems, predictor, client, progress))
     write_stac(cfg, results)
     return results
