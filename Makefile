@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/s2sr run --out demo.zarr --overwrite --chunk 120
+	$(BIN)/s2sr run --out demo.zarr --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -56,7 +56,9 @@ def load(items: list[pystac.Item], bands: tuple[str, ...] | str = ALL_BANDS, *,
 def super_resolve(ds: xr.Dataset, scale: int = 4, model: str = "default", *, chunk: int | None = None,
                   dtype: str = "uint16") -> xr.Dataset:
     """Lazy super-resolution of a ``load`` result; statistics sums ride along in ``chunk_sums``."""
-    return graph.super_resolve(ds, scale, get_predictor(model), chunk=chunk, quantize=dtype == "uint16")
+    bands = tuple(v for v in ds.data_vars if ds[v].dims == ("time", "y", "x"))
+    return graph.super_resolve(ds, scale, get_predictor(model, bands=bands), chunk=chunk,
+                               quantize=dtype == "uint16")
 
 
 def write(sr: xr.Dataset, url: str, *, dtype: str = "uint16", client: Any = None,

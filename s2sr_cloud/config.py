@@ -53,6 +53,8 @@ class JobConfig:
             raise ConfigError(f"unknown band(s) {', '.join(unknown)}: choose from {', '.join(ALL_BANDS)}")
         if len(set(self.bands)) != len(self.bands) or not self.bands:
             raise ConfigError("--bands must list each band once, e.g. B02,B03,B04")
+        # one canonical order (B01 ... B12): outputs and models never depend on how the bands were listed
+        object.__setattr__(self, "bands", tuple(sorted(self.bands, key=ALL_BANDS.index)))
         if not isinstance(self.scale, int) or self.scale < 2 or self.scale > 16:
             raise ConfigError(f"--scale must be an integer from 2 to 16, got {self.scale!r}")
         if self.max_cloud is not None and not 0 <= self.max_cloud <= 100:

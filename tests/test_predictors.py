@@ -89,3 +89,32 @@ def test_gpu_matches_cpu():
     cpu = TorchPredictor("tiny-test", device="cpu").predict(x, FACTORS, 2)
     gpu = TorchPredictor("tiny-test", device="cuda").predict(x, FACTORS, 2)
     assert np.abs(cpu - gpu).max() < 1e-4
+
+
+S2 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+
+
+def test_s2sr_v1_registry_matches_weights_and_network():
+    from safetensors.torch import load_file
+
+    from s2sr_cloud.model.nets import S2SRNet
+    from s2sr_cloud.model.registry import WEIGHTS_DIR, file_sha256
+
+    entry = get_entry("s2sr-v1")
+    path = WEIGHTS_DIR / entry.weights
+    assert file_sha256(path) == entry.sha256
+    net = S2SRNet(**entry.kwargs)
+    state = load_file(str(path))
+    assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert entry.bands == S2 and entry.factors == (6, 1, 1, 1, 2, 2, 2, 1, 2, 6, 2, 2)
+    assert entry.receptive_field >= net.reach() and entry.receptive_field % 6 == 0
+    assert set(entry.scales) == {int(s) for s in net.sr.tails}
+
+
+def test_s2sr_v1_tiling_does_not_change_the_result():
+    """Tiles overlap by the declared receptive field: if it were too small, tile seams would show here."""
+    x, f = sample_grid_stack(S2)
+    x = x[..., :144, :144]
+    one = TorchPredictor("s2sr-v1", tile=480).predict(x, f, 4)
+    tiled = TorchPredictor("s2sr-v1", tile=48, batch=3).predict(x, f, 4)
+    assert np.abs(one - tiled).max() <= 1e-5

@@ -71,7 +71,7 @@ class TorchPredictor:
 
     name: str
     device: str = "auto"
-    tile: int = 96  # core tile size in grid pixels
+    tile: int = 480  # core tile size in grid pixels (a multiple of 6); a whole chunk is usually one tile
     batch: int = 8
 
     def _entry(self) -> Any:
@@ -80,7 +80,7 @@ class TorchPredictor:
         return get_entry(self.name)
 
     def reach(self, factors: tuple[int, ...], scale: int) -> int:
-        return int(self._entry().receptive_field) + 2 * max(factors)
+        return int(self._entry().receptive_field) + 2  # + the 2-pixel NaN fill applied before the network
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
         entry = self._entry()
@@ -123,14 +123,16 @@ def _by_shape(group: list[tuple[int, int, int]], size: int, h: int, w: int) -> l
     return list(shapes.values())
 
 
-def get_predictor(name: str, device: str = "auto") -> BicubicPredictor | TorchPredictor:
+def get_predictor(name: str, device: str = "auto", bands: tuple[str, ...] | None = None
+                  ) -> BicubicPredictor | TorchPredictor:
+    """``default``: the best shipped model that handles ``bands``; bicubic when none does."""
     if name == "bicubic":
         return BicubicPredictor()
-    from .registry import get_entry, default_model
+    from .registry import default_model, get_entry
 
     if name == "default":
         name = default_model()
-        if name == "bicubic":
+        if name == "bicubic" or (bands is not None and tuple(get_entry(name).bands) != tuple(bands)):
             return BicubicPredictor()
     get_entry(name)  # raises ModelError for unknown names
     return TorchPredictor(name=name, device=device)

@@ -174,6 +174,11 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     return WriteReport(table, sam, int(done.size), len(keys))
 
 
+def job_spec(cfg: JobConfig, predictor: Any) -> dict[str, Any]:
+    """What defines a store's content: the job's fields, the model actually used and the chunk grid."""
+    return cfg.job_spec() | {"model": predictor.name, "chunk": cfg.chunk or default_chunk(cfg.scale)}
+
+
 def _existing(cfg: JobConfig, spec: dict[str, Any]) -> str | None:
     """None: no store; "resume": same job, unfinished; "complete": same job, done. A store made by another job
     is refused unless --overwrite."""
@@ -202,7 +207,7 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbos
     """Run one job end to end: one output per UTM zone the scenes fall in (each on its native grid, no
     reprojection), plus a STAC Collection describing the outputs. Validation, search and load planning happen
     before anything is written. Re-running the same job resumes it: finished chunks are skipped."""
-    predictor = get_predictor(cfg.model)
+    predictor = get_predictor(cfg.model, bands=cfg.bands)
     with catalog_url(cfg.catalog) as url:
         items = search_items(url, cfg.collection, bbox=cfg.bbox, intersects=cfg.geometry, datetime=cfg.datetime,
                              max_cloud=cfg.max_cloud, limit=cfg.limit)
@@ -212,7 +217,7 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbos
     jobs = [(cfg if len(zones) == 1 else cfg.replace(out=zone_out(cfg.out, epsg)), zitems)
             for epsg, zitems in sorted(zones.items())]
     for zcfg, _ in jobs:  # refuse before writing anything if any zone's store belongs to another job
-        _existing(zcfg, zcfg.job_spec() | {"chunk": zcfg.chunk or default_chunk(zcfg.scale)})
+        _existing(zcfg, job_spec(zcfg, predictor))
     results = []
     with contextlib.ExitStack() as stack:
         for zcfg, zitems in jobs:
@@ -228,7 +233,7 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbos
 def _run_zone(cfg: JobConfig, items: list[Any], predictor: Any, client: Any, progress: bool) -> RunResult:
     t0 = time.monotonic()
     chunk = cfg.chunk or default_chunk(cfg.scale)
-    spec = cfg.job_spec() | {"chunk": chunk}
+    spec = job_spec(cfg, predictor)
     state = _existing(cfg, spec)
     grid = grid_for(items, cfg.bands, area_geometry(cfg.bbox, cfg.geometry))
     configure_reads()

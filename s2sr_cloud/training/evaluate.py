@@ -97,9 +97,12 @@ def _ours(task: str) -> Callable[[Case], np.ndarray]:
         with torch.inference_mode():
             lr = torch.from_numpy(case.lr).float()[None]
             if task in ("sharpen20", "sharpen60"):
-                sub = net.sharpen20 if task == "sharpen20" else net.sharpen60
                 up = torch.nn.functional.interpolate(lr, scale_factor=case.k, mode="bicubic", align_corners=False)
-                out = sub(torch.from_numpy(case.guide).float()[None], up)[0].double().numpy()
+                if task == "sharpen60" and not net.learn60:  # what the pipeline does for the 60 m bands
+                    out = up[0].double().numpy()
+                else:
+                    sub = net.sharpen20 if task == "sharpen20" else net.sharpen60
+                    out = sub(torch.from_numpy(case.guide).float()[None], up)[0].double().numpy()
             else:
                 c, h, w = case.lr.shape
                 out = net.sr(lr.reshape(c, 1, h, w), case.k).reshape(c, h * case.k, w * case.k).double().numpy()
@@ -132,9 +135,15 @@ def evaluate(task: str, paths: list[str], scale: int = 4, blur: str = "dsen2",
     bands: tuple[str, ...] = ()
     for path in paths:
         case = make_case(path, task, scale, blur)
+        if min(case.lr.shape[-2:]) <= 2 * BORDER_LR:
+            print(f"skipping {path}: {case.lr.shape[-1]} low-resolution pixels leave nothing after the "
+                  f"{BORDER_LR}-pixel border")
+            continue
         bands = case.bands
         for name, fn in methods.items():
             pools[name].add(case, fn(case))
+    if not bands:
+        raise SystemExit("no PATH is large enough for this task")
     return {"task": task, "scale": k, "blur": blur, "blur_sigma_hr_px": blur_sigma(k, blur),
             "degradation": f"gaussian blur sigma {blur_sigma(k, blur):.4g} high-res px, then {k}x{k} block mean",
             "border_lr_px": BORDER_LR, "paths": [str(p) for p in paths],
