@@ -63,7 +63,7 @@ register(ModelEntry(
 
 # The product model. Trained by `s2sr train` (seed 0) on the data listed in training/data.py, with the held-out
 # scenes named there; metrics from `s2sr evaluate` are in docs/model.md and in weights/s2sr-v1.json.
-S2SR_V1_SHA256 = "51c71251ca3fa783bc7240da40647ce5967e0873f413a238af29565b0c6d224b"
+S2SR_V1_SHA256 = "348440b93910e7434f13e4acaaa47a688de4597dbf004b1d682a93e6a5835751"
 register(ModelEntry(
     name="s2sr-v1", arch="S2SRNet", kwargs={},
     bands=nets.S2_BANDS, factors=nets.S2_FACTORS, scales=(2, 4, 10),

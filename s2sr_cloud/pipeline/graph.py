@@ -9,6 +9,8 @@ reading and writing tasks stay unrestricted.
 
 from __future__ import annotations
 
+import contextlib
+
 import dask
 import dask.array as da
 import numpy as np
@@ -79,10 +81,7 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
                   tuple(c * scale for c in xchunks))
     if gpu:
         disable_fusion_for_resources()
-        with dask.annotate(resources={"GPU": 1}):
-            y = padded.map_blocks(_sr_block, predictor, spec, chunks=out_chunks, dtype=np.float32,
-                                  meta=np.empty((0, 0, 0, 0), np.float32), name="s2sr-super-resolve")
-    else:
+    with dask.annotate(resources={"GPU": 1}) if gpu else contextlib.nullcontext():
         y = padded.map_blocks(_sr_block, predictor, spec, chunks=out_chunks, dtype=np.float32,
                               meta=np.empty((0, 0, 0, 0), np.float32), name="s2sr-super-resolve")
     nsum = 2 * (len(bands) + 1) * NSUM
