@@ -144,10 +144,11 @@ DONE = "chunk_done"  # (time, chunk_y, chunk_x) uint8: 1 once every variable of 
 LOCK_SUFFIX = ".lock"  # the lease lives beside the store, so replacing the store never removes it
 
 
-def _group(url: str, mode: str = "r+") -> Any:
+def _group(url: str, mode: str = "r+", opts: dict[str, Any] | None = None) -> Any:
     import zarr
 
-    return zarr.open_group(url, mode=mode, storage_options=storage_options(url) or None, zarr_format=3)
+    opts = storage_options(url) if opts is None else opts
+    return zarr.open_group(url, mode=mode, storage_options=opts or None, zarr_format=3)
 
 
 def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
@@ -162,11 +163,12 @@ def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), fill, dn).astype(arr.dtype)
 
 
-def write_block(url: str, names: tuple[str, ...], block: np.ndarray, sums: np.ndarray, t: int, ci: int, cj: int,
-                y0: int, x0: int) -> tuple[int, int, int]:
+def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: np.ndarray, sums: np.ndarray,
+                t: int, ci: int, cj: int, y0: int, x0: int) -> tuple[int, int, int]:
     """Region-write one output chunk (all band variables, detail, its statistics sums), then mark it done.
-    Runs on a worker; idempotent, so a chunk interrupted half-way is simply written again."""
-    g = _group(url)
+    Runs on a worker with the storage options captured on the client (the worker may have no credentials in its
+    environment); idempotent, so a chunk interrupted half-way is simply written again."""
+    g = _group(url, "r+", opts)
     h, w = block.shape[-2:]
     for c, name in enumerate(names):
         arr = g[name]

@@ -162,9 +162,10 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     ych, xch = stacked.chunks[2], stacked.chunks[3]
     y0s, x0s = np.cumsum((0,) + ych[:-1]), np.cumsum((0,) + xch[:-1])
     keys = [(int(t), int(i), int(j)) for t, i, j in zip(*np.nonzero(~done), strict=True)]
-    tasks = [dask.delayed(store.write_block, pure=True)(url, names, blocks[t, 0, i, j], sums[t, 0, i, j], t, i, j,
-                                                        int(y0s[i]), int(x0s[j]),
-                                                        dask_key_name=f"s2sr-write-{t}-{i}-{j}-{tokenize(url)}")
+    opts = store.storage_options(url)  # captured here, on the client
+    write = dask.delayed(store.write_block, pure=True)
+    tasks = [write(url, opts, names, blocks[t, 0, i, j], sums[t, 0, i, j], t, i, j, int(y0s[i]), int(x0s[j]),
+                   dask_key_name=f"s2sr-write-{t}-{i}-{j}-{tokenize(url)}")
              for t, i, j in keys]
     _run_tasks(client, tasks, keys, progress)
     if not store.done_mask(url).all():
