@@ -156,3 +156,63 @@ def test_storage_options_from_environment(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "SK")
     assert storage_options("s3://b/k.zarr")["secret"] == "SK"
     assert storage_options("/tmp/x.zarr") == {}
+
+
+class _RangeHandler:
+    """A static file server with HTTP Range support (what GDAL's /vsicurl needs), on loopback."""
+
+    @staticmethod
+    def serve(root: Path):
+        import threading
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        class H(SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=str(root), **kw)
+
+            def log_message(self, *args):
+                return None
+
+            def send_head(self):
+                rng = self.headers.get("Range")
+                path = Path(self.translate_path(self.path))
+                if not rng or not path.is_file():
+                    return super().send_head()
+                data = path.read_bytes()
+                start, _, end = rng.removeprefix("bytes=").partition("-")
+                start, end = int(start), min(int(end) if end else len(data) - 1, len(data) - 1)
+                self.send_response(206)
+                self.send_header("Content-Type", "image/tiff")
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                self.send_header("Content-Length", str(end - start + 1))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                import io
+
+                return io.BytesIO(data[start:end + 1])
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
+@pytest.mark.slow
+def test_cogs_over_http_give_the_same_output(tmp_path, dask_cluster):
+    server = _RangeHandler.serve(SAMPLE_DIR)
+    try:
+        items = sample_items()
+        port = server.server_address[1]
+        for asset in items[0]["assets"].values():
+            asset["href"] = f"http://127.0.0.1:{port}/{Path(asset['href']).name}"
+        bands = ("B02", "B04", "B11")
+        with serve_items(items) as url:
+            run_job(JobConfig(out=str(tmp_path / "http.zarr"), catalog=url, bands=bands, scale=2, chunk=120),
+                    progress=False, client=dask_cluster)
+        run_job(JobConfig(out=str(tmp_path / "file.zarr"), bands=bands, scale=2, chunk=120), progress=False,
+                client=dask_cluster)
+    finally:
+        server.shutdown()
+    a, b = open_output(str(tmp_path / "http.zarr")), open_output(str(tmp_path / "file.zarr"))
+    for band in bands:
+        assert np.array_equal(a[band].values, b[band].values, equal_nan=True)
+    assert not np.isnan(a["B02"].values).all()
