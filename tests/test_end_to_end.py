@@ -2,7 +2,6 @@
 to s3:// and to a local path; bad input through the real CLI."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

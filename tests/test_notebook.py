@@ -1,6 +1,5 @@
 """The analysis notebook runs top to bottom on a real run's output."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -25,7 +25,7 @@ from ..bands import RGB
 from ..catalog import describe_items, search_items
 from ..catalog.server import sample_catalog
 from ..config import SAMPLE, JobConfig
-from ..errors import OutputError, ReadError, S2SRError
+from ..errors import OutputError, ReadError
 from ..io import quicklook, stac_out, store
 from ..io.env import configure_reads
 from ..io.load import area_geometry, grid_for, load_reflectance
