@@ -39,7 +39,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     fields = {k: v for k, v in vars(args).items() if k not in ("config", "command", "no_progress", "verbose")}
     cfg = load_config(args.config, fields)
-    results = run_job(cfg, progress=not args.no_progress, verbose=args.verbose)
+    # the bar redraws in place: only on a terminal, not in CI logs or the CronJob's pod log
+    progress = not args.no_progress and sys.stdout.isatty()
+    results = run_job(cfg, progress=progress, verbose=args.verbose)
     print("\n\n".join(summary(r) for r in results))
     return 0
 
