@@ -21,7 +21,7 @@ import xarray as xr
 from affine import Affine
 from odc.geo import CRS
 from odc.geo.geobox import GeoBox
-from odc.geo.geom import Geometry, box
+from odc.geo.geom import Geometry, box, unary_union
 
 from ..bands import FACTOR_ATTR
 from ..catalog.items import SceneInfo, describe_items, normalize_item
@@ -69,9 +69,9 @@ def grid_for(items: list[pystac.Item], bands: tuple[str, ...], area: Geometry | 
     ox, oy = (native[0][0], native[0][3]) if native else (0.0, 0.0)
     crs = CRS(f"EPSG:{epsg}")
     if native:  # the items' own extent in their CRS: no lon/lat round trip that would grow it
-        items_fp = _union([box(*b, crs) for b in native])
+        items_fp = unary_union([box(*b, crs) for b in native])
     else:
-        items_fp = _union([Geometry(it.geometry, "EPSG:4326") for it in items]).to_crs(crs)
+        items_fp = unary_union([Geometry(it.geometry, "EPSG:4326") for it in items]).to_crs(crs)
     region = items_fp if area is None else items_fp & area.to_crs(crs)
     if region.is_empty or region.area == 0:
         raise ConfigError("the requested area does not overlap the scenes found: check --bbox/--geometry")
@@ -95,13 +95,6 @@ def _native_bounds(item: pystac.Item, epsg: int) -> tuple[float, float, float, f
             x0, y1 = tr[2], tr[5]
             return (x0, y1 + tr[4] * shp[0], x0 + tr[0] * shp[1], y1)
     return None
-
-
-def _union(geoms: list[Geometry]) -> Geometry:
-    out = geoms[0]
-    for g in geoms[1:]:
-        out = out | g
-    return out
 
 
 def area_geometry(bbox: tuple[float, ...] | None, geometry: dict[str, Any] | None) -> Geometry | None:

@@ -85,14 +85,15 @@ def encoding_for(ds: xr.Dataset, dtype: str) -> dict[str, dict[str, Any]]:
     return enc
 
 
-def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) -> Any:
-    """Create the store's metadata and return the delayed object that writes the data."""
+def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) -> None:
+    """Create the store: metadata, coordinates and empty arrays. The data is written by ``write_block`` tasks,
+    so xarray's own delayed writer is discarded."""
     ds = ds.copy()
     ds.attrs.update({k: _jsonable(v) for k, v in attrs.items()})
     ds.attrs[STATUS] = "incomplete"
     try:
-        return ds.to_zarr(url, mode="w", compute=False, consolidated=False, zarr_format=3,
-                          encoding=encoding_for(ds, dtype), storage_options=storage_options(url) or None)
+        ds.to_zarr(url, mode="w", compute=False, consolidated=False, zarr_format=3,
+                   encoding=encoding_for(ds, dtype), storage_options=storage_options(url) or None)
     except Exception as err:  # noqa: BLE001
         raise OutputError(f"cannot create the output store {url} ({err.__class__.__name__}: {err})") from None
 

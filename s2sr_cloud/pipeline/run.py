@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import logging
 import os
 import socket
 import sys
@@ -34,9 +33,6 @@ from ..model.registry import model_sha256
 from ..ops.stats import COMPARISONS, METRICS, NSUM, finalize
 from .cluster import WarmModel, dask_client, has_gpu_workers
 from .graph import default_chunk, super_resolve
-
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class RunResult:
