@@ -38,13 +38,15 @@ def _nest(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def read_bigearthnet(folder: Path) -> Scene:
+    """One GeoTIFF per band on its native grid: BigEarthNet patches (``*_B02.tif``) or a tile's COGs (``B02.tif``)."""
     import rasterio
 
     out = {}
     for b in B10 + B20 + B60:
-        hits = sorted(folder.glob(f"*_{b}.tif"))
+        hits = sorted(folder.glob(f"*_{b}.tif")) or sorted(folder.glob(f"{b}.tif"))
         if not hits:
-            raise ConfigError(f"{folder}: no file ending _{b}.tif (expected a BigEarthNet-style patch folder)")
+            raise ConfigError(f"{folder}: no file ending _{b}.tif or named {b}.tif (expected a BigEarthNet-style "
+                              "patch folder or a folder of per-band COGs)")
         with rasterio.open(hits[0]) as src:
             out[b] = src.read(1).astype(np.float64) / 1e4
     return Scene(folder.name, _nest(out))
