@@ -54,10 +54,10 @@ def load(items: list[pystac.Item], bands: tuple[str, ...] | str = ALL_BANDS, *,
 
 
 def super_resolve(ds: xr.Dataset, scale: int = 4, model: str = "default", *, chunk: int | None = None,
-                  dtype: str = "uint16") -> xr.Dataset:
+                  dtype: str = "uint16", ensemble: int | None = None) -> xr.Dataset:
     """Lazy super-resolution of a ``load`` result; statistics sums ride along in ``chunk_sums``."""
     bands = tuple(v for v in ds.data_vars if ds[v].dims == ("time", "y", "x"))
-    return graph.super_resolve(ds, scale, get_predictor(model, bands=bands), chunk=chunk,
+    return graph.super_resolve(ds, scale, get_predictor(model, bands=bands, ensemble=ensemble), chunk=chunk,
                                quantize=dtype == "uint16")
 
 

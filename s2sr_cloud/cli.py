@@ -22,6 +22,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bands", help="comma-separated bands (default all 12 L2A bands)")
     p.add_argument("--scale", type=int, help="integer upsampling factor (default 4)")
     p.add_argument("--model", help="model name (default: best available; 'bicubic' always available)")
+    p.add_argument("--ensemble", type=int, help="flips/turns averaged by the learned model: 1 (fastest), 2, 4, 8 "
+                   "(default: the model's own, 4 for s2sr-v1)")
     p.add_argument("--out", help="output Zarr: local path or s3://bucket/key.zarr")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output")
     p.add_argument("--scheduler", help="address of a running Dask scheduler (default: a LocalCluster)")

@@ -15,6 +15,7 @@ from .errors import ConfigError
 
 SAMPLE = "sample"
 DTYPES = ("uint16", "float32")
+ENSEMBLES = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class JobConfig:
     bands: tuple[str, ...] = ALL_BANDS
     scale: int = 4
     model: str = "default"
+    ensemble: int | None = None  # geometric self-ensemble of the learned model (1, 2, 4, 8); None: the model's own
     overwrite: bool = False
     scheduler: str | None = None
     cluster: str | None = None  # k8s:NAME[.NAMESPACE] or gateway:NAME
@@ -63,13 +65,15 @@ class JobConfig:
             raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.scheduler and self.cluster:
             raise ConfigError("give either --scheduler or --cluster, not both")
+        if self.ensemble is not None and self.ensemble not in ENSEMBLES:
+            raise ConfigError(f"--ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {self.ensemble!r}")
         if self.chunk is not None and self.chunk < 16:
             raise ConfigError(f"--chunk must be at least 16 pixels, got {self.chunk}")
 
     def job_spec(self) -> dict[str, Any]:
         """Fields that determine the output; a store written with another spec is a different product."""
         keep = ("catalog", "collection", "bbox", "geometry", "datetime", "max_cloud", "bands", "scale", "model",
-                "dtype")
+                "ensemble", "dtype")
         return json.loads(json.dumps({k: getattr(self, k) for k in keep}))
 
     def replace(self, **changes: Any) -> JobConfig:

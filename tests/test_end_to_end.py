@@ -99,6 +99,7 @@ def test_cli_default_sample_run_and_refusal_to_overwrite(tmp_path):
     (["--bands", "B02,B99"], 2, "unknown band"),
     (["--scale", "1"], 2, "--scale"),
     (["--model", "nope"], 8, "unknown model"),
+    (["--ensemble", "3"], 2, "--ensemble must be one of 1, 2, 4, 8"),
     (["--chunk", "60"], 2, "halo"),
 ])
 def test_cli_bad_input_one_line_error(tmp_path, args, code, message):

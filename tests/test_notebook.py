@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_notebook_executes_on_a_run(tmp_path, monkeypatch):
     out = tmp_path / "run.zarr"
     r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(out), "--chunk", "120",
-                        "--no-progress", "--scale", "2"], capture_output=True, text=True, timeout=300)
+                        "--no-progress", "--scale", "2", "--ensemble", "1"],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
     monkeypatch.setenv("S2SR_ZARR", str(out))

@@ -206,10 +206,10 @@ class S2SRNet(nn.Module):
         r60 = self._path_reach(6, self.sharpen60.reach() + r20 if self.learn60 else 0)
         return max(r20, r60) + self.sr.reach()
 
-    def sharpen(self, x: torch.Tensor) -> torch.Tensor:
+    def sharpen(self, x: torch.Tensor, ensemble: int | None = None) -> torch.Tensor:
         fine = x[:, I10]
         lr20 = block_mean_t(x[:, I20], 2)
-        s20 = project_t(self.sharpen20_ens(fine, lr20), lr20, 2)
+        s20 = project_t(self.sharpen20_ens(fine, lr20, ensemble), lr20, 2)
         lr60 = block_mean_t(x[:, I60], 6)
         up60 = bicubic_t(lr60, 6)
         s60 = project_t(self.sharpen60(torch.cat([fine, s20], 1), lr60) if self.learn60 else up60, lr60, 6)
@@ -221,28 +221,33 @@ class S2SRNet(nn.Module):
     # (quarter turns, mirror) in the order they join the self-ensemble: 2 = identity + half turn, 4 adds mirrors
     TRANSFORMS = ((0, False), (2, False), (0, True), (2, True), (1, False), (3, False), (1, True), (3, True))
 
-    def _ensembled(self, fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
-        """``fn(*inputs)`` averaged over ``ensemble`` flips/rotations of the inputs (geometric self-ensemble; each
-        transform is undone on the output, so the result stays aligned; with 8 it is exactly equivariant)."""
-        if self.ensemble == 1:
+    def _ensembled(self, fn: Callable[..., torch.Tensor], *inputs: torch.Tensor, n: int | None = None
+                   ) -> torch.Tensor:
+        """``fn(*inputs)`` averaged over ``n`` (default ``self.ensemble``) flips/rotations of the inputs (geometric
+        self-ensemble; each transform is undone on the output, so the result stays aligned; 8 is equivariant)."""
+        n = self.ensemble if n is None else n
+        if n not in (1, 2, 4, 8):
+            raise ValueError(f"ensemble must be 1, 2, 4 or 8 geometric transforms, not {n}")
+        if n == 1:
             return fn(*inputs)
         acc = torch.zeros(())
-        for turns, mirror in self.TRANSFORMS[: self.ensemble]:
+        for turns, mirror in self.TRANSFORMS[:n]:
             ins = [torch.rot90(a, turns, (-2, -1)) for a in inputs]
             y = fn(*([a.flip(-1) for a in ins] if mirror else ins))
             acc = acc + torch.rot90(y.flip(-1) if mirror else y, -turns, (-2, -1))
-        return acc / self.ensemble
+        return acc / n
 
-    def sharpen20_ens(self, fine: torch.Tensor, lr20: torch.Tensor) -> torch.Tensor:
+    def sharpen20_ens(self, fine: torch.Tensor, lr20: torch.Tensor, ensemble: int | None = None) -> torch.Tensor:
         """The 20 m bands at 10 m (before the consistency layer), self-ensembled."""
-        return self._ensembled(self.sharpen20, fine, lr20)
+        return self._ensembled(self.sharpen20, fine, lr20, n=ensemble)
 
-    def super_resolve(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+    def super_resolve(self, x: torch.Tensor, scale: int, ensemble: int | None = None) -> torch.Tensor:
         """BandSR on (N, 1, h, w) images by ``scale``, self-ensembled (before the consistency layer)."""
-        return self._ensembled(lambda a: self.sr(a, scale), x)
+        return self._ensembled(lambda a: self.sr(a, scale), x, n=ensemble)
 
-    def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
-        sharp = self.sharpen(x)
+    def forward(self, x: torch.Tensor, scale: int, ensemble: int | None = None) -> torch.Tensor:
+        """``ensemble``: flips/turns averaged (1, 2, 4, 8); None: ``self.ensemble`` (the registry's choice)."""
+        sharp = self.sharpen(x, ensemble)
         n, c, h, w = sharp.shape
-        y = self.super_resolve(sharp.reshape(n * c, 1, h, w), scale)
+        y = self.super_resolve(sharp.reshape(n * c, 1, h, w), scale, ensemble)
         return y.reshape(n, c, h * scale, w * scale)

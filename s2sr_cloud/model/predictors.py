@@ -73,6 +73,7 @@ class TorchPredictor:
     device: str = "auto"
     tile: int = 480  # core tile size in grid pixels (a multiple of 6); a whole chunk is usually one tile
     batch: int = 8
+    ensemble: int | None = None  # self-ensemble size for models that have one (S2SRNet); None: the model's own
 
     def _entry(self) -> Any:
         from .registry import get_entry
@@ -98,18 +99,20 @@ class TorchPredictor:
         with torch.inference_mode():
             for group in _by_shape(tiles, size, h, w):  # a batch holds tiles of one shape
                 for i in range(0, len(group), self.batch):
-                    self._run(net, dev, pad, out, group[i:i + self.batch], size, h, w, rf, scale)
+                    self._run(net, dev, pad, out, group[i:i + self.batch], size, h, w, rf, scale, self.ensemble)
         return out
 
     @staticmethod
     def _run(net: torch.nn.Module, dev: torch.device, pad: np.ndarray, out: np.ndarray,
-             group: list[tuple[int, int, int]], size: int, h: int, w: int, rf: int, scale: int) -> None:
+             group: list[tuple[int, int, int]], size: int, h: int, w: int, rf: int, scale: int,
+             ensemble: int | None = None) -> None:
         if not group:
             return
         th, tw = min(size, h - group[0][1]), min(size, w - group[0][2])
         batch = np.stack([pad[ti, :, y0:y0 + th + 2 * rf, x0:x0 + tw + 2 * rf] for ti, y0, x0 in group])
         inp = torch.from_numpy(np.ascontiguousarray(batch)).to(dev, non_blocking=True)
-        res = net(inp, scale).float().cpu().numpy()
+        res = net(inp, scale) if ensemble is None or not hasattr(net, "ensemble") else net(inp, scale, ensemble)
+        res = res.float().cpu().numpy()
         m = rf * scale
         for (ti, y0, x0), r in zip(group, res, strict=True):
             out[ti, :, y0 * scale:(y0 + th) * scale, x0 * scale:(x0 + tw) * scale] = r[:, m:m + th * scale,
@@ -123,8 +126,8 @@ def _by_shape(group: list[tuple[int, int, int]], size: int, h: int, w: int) -> l
     return list(shapes.values())
 
 
-def get_predictor(name: str, device: str = "auto", bands: tuple[str, ...] | None = None
-                  ) -> BicubicPredictor | TorchPredictor:
+def get_predictor(name: str, device: str = "auto", bands: tuple[str, ...] | None = None,
+                  ensemble: int | None = None) -> BicubicPredictor | TorchPredictor:
     """``default``: the best shipped model that handles ``bands``; bicubic when none does."""
     if name == "bicubic":
         return BicubicPredictor()
@@ -135,7 +138,7 @@ def get_predictor(name: str, device: str = "auto", bands: tuple[str, ...] | None
         if name == "bicubic" or (bands is not None and tuple(get_entry(name).bands) != tuple(bands)):
             return BicubicPredictor()
     get_entry(name)  # raises ModelError for unknown names
-    return TorchPredictor(name=name, device=device)
+    return TorchPredictor(name=name, device=device, ensemble=ensemble)
 
 
 def torch_threads() -> None:

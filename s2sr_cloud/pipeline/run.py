@@ -29,7 +29,7 @@ from ..io import quicklook, stac_out, store
 from ..io.env import configure_reads
 from ..io.load import area_geometry, grid_for, load_reflectance
 from ..model.predictors import TorchPredictor, get_predictor
-from ..model.registry import model_sha256
+from ..model.registry import get_entry, model_sha256
 from ..ops.stats import COMPARISONS, METRICS, NSUM, finalize
 from .cluster import WarmModel, dask_client, has_gpu_workers
 from .graph import default_chunk, super_resolve
@@ -173,7 +173,11 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
 
 def job_spec(cfg: JobConfig, predictor: Any) -> dict[str, Any]:
     """What defines a store's content: the job's fields, the model actually used and the chunk grid."""
-    return cfg.job_spec() | {"model": predictor.name, "chunk": cfg.chunk or default_chunk(cfg.scale)}
+    ensemble = getattr(predictor, "ensemble", None)
+    if ensemble is None and isinstance(predictor, TorchPredictor):  # the model's own choice, made explicit
+        ensemble = get_entry(predictor.name).kwargs.get("ensemble", 1)
+    return cfg.job_spec() | {"model": predictor.name, "chunk": cfg.chunk or default_chunk(cfg.scale),
+                             "ensemble": ensemble}
 
 
 def _existing(cfg: JobConfig, spec: dict[str, Any]) -> str | None:
@@ -204,7 +208,7 @@ def run_job(cfg: JobConfig, *, progress: bool = True, client: Any = None, verbos
     """Run one job end to end: one output per UTM zone the scenes fall in (each on its native grid, no
     reprojection), plus a STAC Collection describing the outputs. Validation, search and load planning happen
     before anything is written. Re-running the same job resumes it: finished chunks are skipped."""
-    predictor = get_predictor(cfg.model, bands=cfg.bands)
+    predictor = get_predictor(cfg.model, bands=cfg.bands, ensemble=cfg.ensemble)
     with catalog_url(cfg.catalog) as url:
         items = search_items(url, cfg.collection, bbox=cfg.bbox, intersects=cfg.geometry, datetime=cfg.datetime,
                              max_cloud=cfg.max_cloud, limit=cfg.limit)

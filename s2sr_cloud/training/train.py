@@ -22,8 +22,8 @@ import torch.nn.functional as F
 
 from ..model.nets import S2SRNet, project_t
 from ..model.registry import WEIGHTS_DIR, file_sha256
-from .data import (HOLDOUT, TRAIN, TRAIN_SR_EXTRA, load_scenes, sample_sharpen, sample_sr, sharpen20_pair, sharpen60_pair,
-                   sr_images, sr_lr_images)
+from .data import (HOLDOUT, TRAIN, TRAIN_SR_EXTRA, load_scenes, sample_sharpen, sample_sr, sharpen20_pair,
+                   sharpen60_pair, sr_images, sr_lr_images)
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out))
     card = {
-        "name": out.stem, "learn60": bool(net.learn60), "sha256": file_sha256(out), "seed": cfg.seed, "config": asdict(cfg),
+        "name": out.stem, "learn60": bool(net.learn60), "sha256": file_sha256(out), "seed": cfg.seed,
+        "config": asdict(cfg),
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "training_data": [str(n) for n in TRAIN], "training_data_sr_only": list(TRAIN_SR_EXTRA),
         "held_out": list(HOLDOUT),
