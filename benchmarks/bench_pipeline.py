@@ -1,6 +1,7 @@
 """Relative costs, measured in ONE run on the same machine (report ratios, not absolute seconds):
 
-1. chunk function: s2sr-v1 CNN vs the bicubic predictor on the same real block (x4, all 12 bands);
+1. chunk function: s2sr-v1 CNN vs the bicubic predictor on the same real block (x4, all 12 bands), and its
+   default self-ensemble (4 flips/turns) vs a single pass (``--ensemble 1``);
 2. halo overhead: the same SR computed in 66-pixel vs 240-pixel chunks (more halo re-computation);
 3. uint16 store quantisation (footprint-sum preserving) vs float output.
 
@@ -57,6 +58,9 @@ def main() -> None:
         run_blocks(x[..., :120, :120], cnn, 4, factors, 120)  # load once
         t_cnn = best_of(lambda: run_blocks(x, cnn, 4, factors, 240), 2)
         rows.append((f"{model} / bicubic, x4, 240x240x12 block", t_cnn / t_bic))
+        one = TorchPredictor(model, ensemble=1)
+        t_one = best_of(lambda: run_blocks(x, one, 4, factors, 240), 2)
+        rows.append((f"{model} default self-ensemble / --ensemble 1, x4", t_cnn / t_one))
     t_small = best_of(lambda: run_blocks(x, bic, 4, factors, 60))
     rows.append(("bicubic 60-px chunks / 240-px chunks (halo overhead)", t_small / t_bic))
     t_q = best_of(lambda: run_blocks(x, bic, 4, factors, 240, quantum=(1e-4, -0.1)))
