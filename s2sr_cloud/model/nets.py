@@ -167,6 +167,12 @@ class BandSR(nn.Module):
         return bicubic_t(x, scale) + self.tails[str(scale)](f) * NORM
 
 
+def _check_ensemble(n: int) -> int:
+    if n not in (1, 2, 4, 8):
+        raise ValueError(f"ensemble must be 1, 2, 4 or 8 geometric transforms, not {n}")
+    return n
+
+
 # canonical band order of the pipeline stack and the native factor of each band on the 10 m grid
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 S2_FACTORS = (6, 1, 1, 1, 2, 2, 2, 1, 2, 6, 2, 2)
@@ -185,9 +191,7 @@ class S2SRNet(nn.Module):
     def __init__(self, sharpen20: dict | None = None, sharpen60: dict | None = None,
                  sr: dict | None = None, learn60: bool = False, ensemble: int = 1) -> None:
         super().__init__()
-        if ensemble not in (1, 2, 4, 8):
-            raise ValueError(f"ensemble must be 1, 2, 4 or 8 geometric transforms, not {ensemble}")
-        self.ensemble = ensemble
+        self.ensemble = _check_ensemble(ensemble)
         self.sharpen20 = SharpenNet(4, 6, **(sharpen20 or {"window": 3}))
         self.sharpen60 = SharpenNet(10, 2, **(sharpen60 or {"feats": 24, "blocks": 2, "k": 6}))
         self.sr = BandSR(**(sr or {}))
@@ -225,16 +229,15 @@ class S2SRNet(nn.Module):
                    ) -> torch.Tensor:
         """``fn(*inputs)`` averaged over ``n`` (default ``self.ensemble``) flips/rotations of the inputs (geometric
         self-ensemble; each transform is undone on the output, so the result stays aligned; 8 is equivariant)."""
-        n = self.ensemble if n is None else n
-        if n not in (1, 2, 4, 8):
-            raise ValueError(f"ensemble must be 1, 2, 4 or 8 geometric transforms, not {n}")
+        n = _check_ensemble(self.ensemble if n is None else n)
         if n == 1:
             return fn(*inputs)
-        acc = torch.zeros(())
+        acc: torch.Tensor | None = None
         for turns, mirror in self.TRANSFORMS[:n]:
             ins = [torch.rot90(a, turns, (-2, -1)) for a in inputs]
             y = fn(*([a.flip(-1) for a in ins] if mirror else ins))
-            acc = acc + torch.rot90(y.flip(-1) if mirror else y, -turns, (-2, -1))
+            y = torch.rot90(y.flip(-1) if mirror else y, -turns, (-2, -1))
+            acc = y if acc is None else acc + y
         return acc / n
 
     def sharpen20_ens(self, fine: torch.Tensor, lr20: torch.Tensor, ensemble: int | None = None) -> torch.Tensor:
