@@ -158,47 +158,43 @@ def test_storage_options_from_environment(monkeypatch):
     assert storage_options("/tmp/x.zarr") == {}
 
 
-class _RangeHandler:
+def _serve_with_ranges(root: Path):
     """A static file server with HTTP Range support (what GDAL's /vsicurl needs), on loopback."""
+    import io
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    @staticmethod
-    def serve(root: Path):
-        import threading
-        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    class H(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
 
-        class H(SimpleHTTPRequestHandler):
-            def __init__(self, *a, **kw):
-                super().__init__(*a, directory=str(root), **kw)
+        def log_message(self, *args):
+            return None
 
-            def log_message(self, *args):
-                return None
+        def send_head(self):
+            rng = self.headers.get("Range")
+            path = Path(self.translate_path(self.path))
+            if not rng or not path.is_file():
+                return super().send_head()
+            data = path.read_bytes()
+            start, _, end = rng.removeprefix("bytes=").partition("-")
+            start, end = int(start), min(int(end) if end else len(data) - 1, len(data) - 1)
+            self.send_response(206)
+            self.send_header("Content-Type", "image/tiff")
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            self.send_header("Content-Length", str(end - start + 1))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            return io.BytesIO(data[start:end + 1])
 
-            def send_head(self):
-                rng = self.headers.get("Range")
-                path = Path(self.translate_path(self.path))
-                if not rng or not path.is_file():
-                    return super().send_head()
-                data = path.read_bytes()
-                start, _, end = rng.removeprefix("bytes=").partition("-")
-                start, end = int(start), min(int(end) if end else len(data) - 1, len(data) - 1)
-                self.send_response(206)
-                self.send_header("Content-Type", "image/tiff")
-                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-                self.send_header("Content-Length", str(end - start + 1))
-                self.send_header("Accept-Ranges", "bytes")
-                self.end_headers()
-                import io
-
-                return io.BytesIO(data[start:end + 1])
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 @pytest.mark.slow
 def test_cogs_over_http_give_the_same_output(tmp_path, dask_cluster):
-    server = _RangeHandler.serve(SAMPLE_DIR)
+    server = _serve_with_ranges(SAMPLE_DIR)
     try:
         items = sample_items()
         port = server.server_address[1]

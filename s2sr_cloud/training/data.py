@@ -34,10 +34,10 @@ def stack(scene: Scene, bands: tuple[str, ...]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SharpenPair:
-    """Inputs on the fine grid, target on the fine grid, coarse input for the consistency layer."""
+    """Guide bands on the fine grid, the coarse bands to sharpen (the network upsamples them itself and the
+    consistency layer needs them), target on the fine grid."""
 
     fine: np.ndarray  # (Cf, H, W)
-    coarse_up: np.ndarray  # (Cc, H, W)
     coarse_lr: np.ndarray  # (Cc, H/k, W/k)
     target: np.ndarray  # (Cc, H, W)
     k: int
@@ -48,7 +48,7 @@ def sharpen20_pair(scene: Scene, blur: str) -> SharpenPair:
     s = scene.crop_multiple(12)
     fine = degrade(stack(s, B10), 2, blur)
     lr = degrade(stack(s, B20), 2, blur)
-    return SharpenPair(fine, bicubic(lr, 2), lr, stack(s, B20), 2)
+    return SharpenPair(fine, lr, stack(s, B20), 2)
 
 
 def sharpen60_pair(scene: Scene, blur: str) -> SharpenPair:
@@ -57,7 +57,7 @@ def sharpen60_pair(scene: Scene, blur: str) -> SharpenPair:
     fine10 = degrade(stack(s, B10), 6, blur)
     fine20 = bicubic(degrade(stack(s, B20), 6, blur), 2)
     lr = degrade(stack(s, B60), 6, blur)
-    return SharpenPair(np.concatenate([fine10, fine20]), bicubic(lr, 6), lr, stack(s, B60), 6)
+    return SharpenPair(np.concatenate([fine10, fine20]), lr, stack(s, B60), 6)
 
 
 def sr_images(scene: Scene) -> list[np.ndarray]:
@@ -81,7 +81,7 @@ def _augment(rng: np.random.Generator, *arrays: np.ndarray) -> list[np.ndarray]:
 
 def sample_sharpen(rng: np.random.Generator, pairs: list[SharpenPair], n: int, size: int) -> list[np.ndarray]:
     """A batch of aligned random crops (``size`` fine pixels, a multiple of k) with flips/rotations."""
-    fine, up, lr, tgt = [], [], [], []
+    fine, lr, tgt = [], [], []
     for _ in range(n):
         p = pairs[int(rng.integers(len(pairs)))]
         k = p.k
@@ -91,13 +91,12 @@ def sample_sharpen(rng: np.random.Generator, pairs: list[SharpenPair], n: int, s
         x0 = int(rng.integers(0, (w - sz) // k + 1)) * k
         sl = (slice(y0, y0 + sz), slice(x0, x0 + sz))
         sll = (slice(y0 // k, (y0 + sz) // k), slice(x0 // k, (x0 + sz) // k))
-        a = _augment(rng, p.fine[:, sl[0], sl[1]], p.coarse_up[:, sl[0], sl[1]], p.coarse_lr[:, sll[0], sll[1]],
-                     p.target[:, sl[0], sl[1]])
+        a = _augment(rng, p.fine[:, sl[0], sl[1]], p.coarse_lr[:, sll[0], sll[1]], p.target[:, sl[0], sl[1]])
         if a[0].shape[-1] != size or a[0].shape[-2] != size:
             continue
-        for lst, v in zip((fine, up, lr, tgt), a, strict=True):
+        for lst, v in zip((fine, lr, tgt), a, strict=True):
             lst.append(v)
-    return [np.stack(v).astype(np.float32) for v in (fine, up, lr, tgt)]
+    return [np.stack(v).astype(np.float32) for v in (fine, lr, tgt)]
 
 
 def sample_sr(rng: np.random.Generator, hr_images: list[np.ndarray], lr_images: dict[tuple[int, int, str], np.ndarray],

@@ -120,9 +120,10 @@ def methods_for(task: str, weights_dir: Path | None) -> dict[str, Callable[[Case
     if task == "sharpen20" and weights_dir is not None and weights_dir.exists():
         from .baselines import load_baselines
 
-        for name, net in load_baselines(weights_dir).items():
+        baselines = load_baselines(weights_dir)
+        for name, net in baselines.items():
             out[name] = (lambda n: (lambda c: n.sharpen20(c.guide, c.lr)))(net)  # type: ignore[attr-defined]
-        for name in list(out)[3:]:  # like for like: the baselines under the product's consistency guarantee
+        for name in baselines:  # like for like: the baselines under the product's consistency guarantee
             out[f"{name}+cons"] = (lambda f: (lambda c: project(f(c), c.lr, c.k)))(out[name])
     return out
 

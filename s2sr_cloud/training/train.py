@@ -54,7 +54,7 @@ def _fit_sharpen(net: torch.nn.Module, pairs: list, steps: int, size: int, cfg: 
     ema = None
     for step in range(steps):
         _cosine(opt, step, steps, cfg.lr)
-        fine, _, lr, tgt = (torch.from_numpy(a) for a in sample_sharpen(rng, pairs, cfg.batch, size))
+        fine, lr, tgt = (torch.from_numpy(a) for a in sample_sharpen(rng, pairs, cfg.batch, size))
         k = tgt.shape[-1] // lr.shape[-1]
         out = project_t(net(fine, lr), lr, k)
         m = 2 if k == 2 else 3  # ignore a border (zero-padding effects), leaving most of the small 60 m crops
