@@ -26,7 +26,8 @@ from .io.load import GridSpec, area_geometry, grid_for, load_reflectance
 from .io.store import open_output
 from .model.predictors import get_predictor
 from .pipeline import graph
-from .pipeline.run import catalog_url, write_output
+from .pipeline.plan import catalog_url
+from .pipeline.write import write_output
 
 
 def search(catalog: str = SAMPLE, collection: str = "sentinel-2-l2a", *, bbox: tuple[float, ...] | None = None,

@@ -1,13 +1,41 @@
-"""Command line: ``s2sr run``, ``s2sr train``, ``s2sr evaluate``. Errors print one line and exit non-zero."""
+"""Command line: ``s2sr run``, ``s2sr verify``, ``s2sr train``, ``s2sr evaluate``. Errors print one line and exit
+non-zero; SIGINT and SIGTERM stop a run cleanly (lease released, finished chunks kept, store resumable)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import warnings
 
 from .errors import S2SRError
+
+
+class Stopped(BaseException):
+    """Raised in the main thread by SIGTERM (what Kubernetes sends) so that every ``finally`` runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def _fix_negative_values(argv: list[str]) -> list[str]:
+    """``--bbox -11.2,52,...`` works like ``--bbox=-11.2,52,...`` (argparse takes a leading '-' for an option)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--bbox" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"--bbox={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,21 +59,51 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk", type=int, help="input pixels per chunk side (default from --scale)")
     p.add_argument("--dtype", choices=["uint16", "float32"], help="storage type (default uint16 DN)")
     p.add_argument("--quicklook", help="folder or .png path for the quick-look (default next to the output)")
-    p.add_argument("--limit", type=int, help="most scenes taken from the search (default 100)")
+    p.add_argument("--limit", type=int, help="most scenes taken from the search (default 100; a search that "
+                   "matches more says so)")
+    p.add_argument("--max-output-gb", type=float, help="refuse jobs whose output is larger (default 64)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (scenes, zones, size, chunks) and stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v = sub.add_parser("verify", help="read every chunk of an output store and name the bad ones")
+    v.add_argument("out", help="the store: local path or s3://bucket/key.zarr")
+    v.add_argument("--repair", action="store_true", help="mark bad chunks not done, so a re-run recomputes them")
+    v.add_argument("--sample", type=int, default=4, help="chunks whose consistency with the input is re-checked "
+                   "against the STAC items (default 4; 0 skips)")
+
+
+NOT_JOB_FIELDS = ("config", "command", "no_progress", "verbose", "dry_run")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .pipeline.run import run_job, summary
+    from .pipeline.plan import describe_plan, plan_job
+    from .pipeline.run import execute, summary
 
-    fields = {k: v for k, v in vars(args).items() if k not in ("config", "command", "no_progress", "verbose")}
+    fields = {k: v for k, v in vars(args).items() if k not in NOT_JOB_FIELDS}
     cfg = load_config(args.config, fields)
+    plan = plan_job(cfg)
+    if args.dry_run:
+        print(describe_plan(plan))
+        return 0
     # the bar redraws in place: only on a terminal, not in CI logs or the CronJob's pod log
     progress = not args.no_progress and sys.stdout.isatty()
-    results = run_job(cfg, progress=progress, verbose=args.verbose)
+    results = execute(plan, progress=progress, verbose=args.verbose)
     print("\n\n".join(summary(r) for r in results))
+    for r in results:
+        if r.quicklook_error:
+            print(f"s2sr: warning: {r.out}: the quick-look failed ({r.quicklook_error}); the store and its STAC "
+                  "are complete", file=sys.stderr)
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .pipeline.verify import verify_store
+
+    report = verify_store(args.out, repair=args.repair, sample=args.sample)
+    print("\n".join(report.lines()))
+    from .errors import IntegrityError
+
+    return 0 if report.ok else IntegrityError.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,22 +114,42 @@ def main(argv: list[str] | None = None) -> int:
     from . import train_cli
 
     train_cli.add_parsers(sub)
-    args = parser.parse_args(argv)
+    from . import report_cli  # s2sr report
+
+    report_cli.add_parser(sub)
+    args = parser.parse_args(_fix_negative_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
     if not args.verbose:  # one-line errors: library retry chatter goes to -v only
         for name in ("urllib3", "distributed", "botocore", "aiobotocore", "s3fs", "rasterio"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "verify":
+            return cmd_verify(args)
+        if args.command == "report":
+            return report_cli.dispatch(args)
         return int(train_cli.dispatch(args))
     except S2SRError as err:
-        print(f"s2sr: error: {err}", file=sys.stderr)
+        print(f"s2sr: error: {' '.join(str(err).split())}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("s2sr: interrupted; the output (if any) is marked incomplete", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Stopped) as err:
+        name = "SIGTERM" if isinstance(err, Stopped) else "SIGINT"
+        print(f"s2sr: stopped by {name}; the lease is released and finished chunks are kept: re-run the same "
+              "command to resume", file=sys.stderr)
+        return 143 if isinstance(err, Stopped) else 130
+    except Exception as err:  # noqa: BLE001 - a bug or an unforeseen library error: still one line
+        if args.verbose:
+            raise
+        from .config import redact_url
+
+        print(f"s2sr: internal error: {err.__class__.__name__}: {redact_url(str(err))[:300]} (re-run with -v for "
+              "the traceback and report it)", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

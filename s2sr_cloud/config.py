@@ -40,10 +40,14 @@ class JobConfig:
     dtype: str = "uint16"
     quicklook: str | None = None  # folder or .png path; None: next to the output
     limit: int = 100  # most items taken from the search
+    max_output_gb: float = 64.0  # refuse jobs whose output would be larger (one tile-date at x4 is ~50 GB)
+    lease_ttl: float = 120.0  # seconds a dead run's lease blocks the store (S2SR_LOCK_TTL)
+    task_retries: int = 3  # retries of a failed chunk task on a distributed cluster (S2SR_TASK_RETRIES)
 
     def __post_init__(self) -> None:
-        if not self.out:
+        if not isinstance(self.out, str) or not self.out.strip():
             raise ConfigError("no output given: pass --out PATH or s3://bucket/prefix.zarr")
+        validate_out(self.out)
         if self.bbox is not None:
             validate_bbox(self.bbox)
         if self.bbox is not None and self.geometry is not None:
@@ -67,17 +71,43 @@ class JobConfig:
             raise ConfigError("give either --scheduler or --cluster, not both")
         if self.ensemble is not None and self.ensemble not in ENSEMBLES:
             raise ConfigError(f"--ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {self.ensemble!r}")
-        if self.chunk is not None and self.chunk < 16:
-            raise ConfigError(f"--chunk must be at least 16 pixels, got {self.chunk}")
+        if self.chunk is not None and not 16 <= self.chunk <= 100_000:
+            raise ConfigError(f"--chunk must be from 16 to 100000 input pixels, got {self.chunk}")
+        if not isinstance(self.limit, int) or self.limit < 1:
+            raise ConfigError(f"--limit must be a positive number of scenes, got {self.limit!r}")
+        if not self.max_output_gb > 0:
+            raise ConfigError(f"--max-output-gb must be positive, got {self.max_output_gb}")
+        if self.scheduler is not None and not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+$", self.scheduler):
+            raise ConfigError(f"--scheduler {self.scheduler!r} is not a Dask scheduler address: use e.g. "
+                              "tcp://host:8786")
+        if self.cluster is not None and not re.match(r"^(k8s|gateway):\S+$", self.cluster):
+            raise ConfigError(f"--cluster {self.cluster!r}: use k8s:NAME[.NAMESPACE] or gateway:NAME")
 
     def job_spec(self) -> dict[str, Any]:
         """Fields that determine the output; a store written with another spec is a different product."""
         keep = ("catalog", "collection", "bbox", "geometry", "datetime", "max_cloud", "bands", "scale", "model",
-                "ensemble", "dtype")
-        return json.loads(json.dumps({k: getattr(self, k) for k in keep}))
+                "ensemble", "dtype", "limit")
+        spec = json.loads(json.dumps({k: getattr(self, k) for k in keep}))
+        spec["catalog"] = redact_url(spec["catalog"])
+        return spec
 
     def replace(self, **changes: Any) -> JobConfig:
         return dataclasses.replace(self, **changes)
+
+
+def redact_url(url: str) -> str:
+    """``http://user:token@host/x`` -> ``http://***@host/x``: credentials never reach attributes, logs or errors."""
+    return re.sub(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@", r"\1***@", url) if isinstance(url, str) else url
+
+
+def validate_out(out: str) -> None:
+    scheme = out.split("://", 1)[0].lower() if "://" in out else ""
+    if scheme in ("http", "https"):
+        raise ConfigError(f"--out {redact_url(out)}: cannot write over HTTP; use a local path or s3://bucket/key.zarr")
+    if scheme in ("s3", "s3a") and not out.split("://", 1)[1].strip("/"):
+        raise ConfigError(f"--out {out}: name a bucket and key, e.g. s3://bucket/area.zarr")
+    if scheme in ("s3", "s3a") and "/" not in out.split("://", 1)[1].strip("/"):
+        raise ConfigError(f"--out {out}: a bucket root is not a store; add a key, e.g. {out.rstrip('/')}/area.zarr")
 
 
 def validate_bbox(bbox: tuple[float, ...]) -> None:
@@ -86,8 +116,13 @@ def validate_bbox(bbox: tuple[float, ...]) -> None:
     w, s, e, n = bbox
     if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
         raise ConfigError(f"--bbox {list(bbox)} is outside lon [-180, 180] / lat [-90, 90]")
-    if w >= e or s >= n:
-        raise ConfigError(f"--bbox {list(bbox)} is empty: it must be minlon,minlat,maxlon,maxlat with min < max")
+    if s >= n:
+        raise ConfigError(f"--bbox {list(bbox)} is empty: it must be minlon,minlat,maxlon,maxlat with minlat < maxlat")
+    if w > e:
+        raise ConfigError(f"--bbox {list(bbox)} crosses the antimeridian (minlon > maxlon), which is not supported: "
+                          "run the two sides as separate jobs")
+    if w == e:
+        raise ConfigError(f"--bbox {list(bbox)} is empty: minlon equals maxlon")
 
 
 _DT = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?)?$")
@@ -117,7 +152,11 @@ def validate_datetime(value: str) -> None:
         raise ConfigError(f"--datetime {value!r} ends before it starts")
 
 
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
+def parse_bbox(text: Any) -> tuple[float, float, float, float]:
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(v) for v in text)
+    if not isinstance(text, str):
+        raise ConfigError(f"bbox must be four numbers minlon,minlat,maxlon,maxlat, got {type(text).__name__}")
     try:
         vals = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -127,6 +166,8 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 
 
 def parse_bands(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(value, (str, list, tuple)):
+        raise ConfigError(f"bands must be a list or comma-separated names like B02,B03,B04, got {value!r}")
     items = value.split(",") if isinstance(value, str) else list(value)
     return tuple(str(b).strip().upper() for b in items if str(b).strip())
 
@@ -137,51 +178,125 @@ def read_geometry(path: str) -> dict[str, Any]:
         obj = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise ConfigError(f"--geometry {path}: cannot read GeoJSON ({err.__class__.__name__}: {err})") from None
+    return geometry_from(obj, f"--geometry {path}")
+
+
+def _area(geom: Any, where: str) -> dict[str, Any]:
+    if not isinstance(geom, dict) or geom.get("type") not in ("Polygon", "MultiPolygon"):
+        kind = geom.get("type") if isinstance(geom, dict) else type(geom).__name__
+        raise ConfigError(f"{where}: needs a Polygon or MultiPolygon area, got {kind}"
+                          f"{' (a point or line has no area: buffer it into a polygon)' if kind in ('Point', 'MultiPoint', 'LineString', 'MultiLineString') else ''}")
+    if not isinstance(geom.get("coordinates"), list) or not geom["coordinates"]:
+        raise ConfigError(f"{where}: the {geom['type']} has no coordinates")
+    return geom
+
+
+def geometry_from(obj: Any, where: str) -> dict[str, Any]:
+    """A Polygon/MultiPolygon, a Feature or a FeatureCollection (unioned into a MultiPolygon) -> one geometry."""
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{where}: expected a GeoJSON object (Polygon, Feature or FeatureCollection), "
+                          f"got a {type(obj).__name__}")
     if obj.get("type") == "FeatureCollection":
-        geoms = [f["geometry"] for f in obj.get("features", [])]
+        feats = obj.get("features") or []
+        geoms = [_area(f.get("geometry") if isinstance(f, dict) else None, f"{where}, feature {i}")
+                 for i, f in enumerate(feats)]
+        if not geoms:
+            raise ConfigError(f"{where}: the FeatureCollection has no features")
         if len(geoms) == 1:
             return geoms[0]
-        polys = []
+        polys: list[Any] = []
         for g in geoms:
-            polys += [g["coordinates"]] if g["type"] == "Polygon" else list(g.get("coordinates", []))
+            polys += [g["coordinates"]] if g["type"] == "Polygon" else list(g["coordinates"])
         return {"type": "MultiPolygon", "coordinates": polys}
     if obj.get("type") == "Feature":
-        return obj["geometry"]
-    if obj.get("type") in ("Polygon", "MultiPolygon"):
-        return obj
-    raise ConfigError(f"--geometry {path}: expected a Polygon/MultiPolygon, Feature or FeatureCollection")
+        if obj.get("geometry") is None:
+            raise ConfigError(f"{where}: the Feature has no geometry")
+        return _area(obj["geometry"], where)
+    return _area(obj, where)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(JobConfig)}
 
 
-def load_config(path: str | None, overrides: dict[str, Any]) -> JobConfig:
-    """Merge a YAML job file with CLI flags (flags win) into a validated JobConfig."""
-    data: dict[str, Any] = {}
-    if path:
-        import yaml
+_TYPES: dict[str, type] = {"out": str, "catalog": str, "collection": str, "datetime": str, "model": str,
+                           "scheduler": str, "cluster": str, "dtype": str, "quicklook": str, "max_cloud": float,
+                           "max_output_gb": float, "lease_ttl": float, "scale": int, "ensemble": int, "chunk": int,
+                           "limit": int, "task_retries": int, "overwrite": bool}
+# read once, here at the edge; flags and the YAML file override them
+_ENV = {"lease_ttl": "S2SR_LOCK_TTL", "task_retries": "S2SR_TASK_RETRIES"}
 
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"--config {path}: cannot read YAML ({err.__class__.__name__})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"--config {path}: expected a mapping of job fields")
-        data = {k.replace("-", "_"): v for k, v in loaded.items()}
-        unknown = set(data) - _FIELDS
-        if unknown:
-            raise ConfigError(f"--config {path}: unknown field(s) {', '.join(sorted(unknown))}")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(data.get("bbox"), str):
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    want = _TYPES.get(name)
+    if value is None or want is None:
+        return value
+    if want is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
+    if want is str:
+        if isinstance(value, (dict, list, bool)) or (name in ("out", "catalog", "collection") and
+                                                      not isinstance(value, str)):
+            raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
+        return str(value)
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+        if want is int:
+            if number != int(number) or abs(number) > 1e15:
+                raise ValueError
+            return int(number)
+        return number
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{where}: {name} must be {'an integer' if want is int else 'a number'}, got {value!r}"
+                          ) from None
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path}: not UTF-8 text; save the job file as UTF-8") from None
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"--config {path}: cannot read YAML ({err.__class__.__name__})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of job fields, got a {type(loaded).__name__}")
+    bad = [k for k in loaded if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"--config {path}: field names must be text, got {bad[0]!r}")
+    data = {k.replace("-", "_"): v for k, v in loaded.items()}
+    unknown = set(data) - _FIELDS
+    if unknown:
+        raise ConfigError(f"--config {path}: unknown field(s) {', '.join(sorted(unknown))}")
+    return data
+
+
+def load_config(path: str | None, overrides: dict[str, Any], environ: dict[str, str] | None = None) -> JobConfig:
+    """Merge environment defaults, a YAML job file and CLI flags (flags win) into a validated JobConfig."""
+    import os
+
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {k: env[v] for k, v in _ENV.items() if env.get(v)}
+    where = {k: f"environment {v}" for k, v in _ENV.items()}
+    if path:
+        loaded = _read_yaml(path)
+        data.update(loaded)
+        where.update({k: f"--config {path}" for k in loaded})
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    data.update(flags)
+    where.update({k: f"--{k.replace('_', '-')}" for k in flags})
+    data = {k: _coerce(k, v, where.get(k, k)) for k, v in data.items()}
+    if data.get("bbox") is not None:
         data["bbox"] = parse_bbox(data["bbox"])
-    elif data.get("bbox") is not None:
-        data["bbox"] = tuple(float(v) for v in data["bbox"])
     if isinstance(data.get("geometry"), str):
         data["geometry"] = read_geometry(data["geometry"])
+    elif data.get("geometry") is not None:
+        data["geometry"] = geometry_from(data["geometry"], "geometry")
     if "bands" in data:
         data["bands"] = parse_bands(data["bands"])
-    if "datetime" in data and data["datetime"] is not None:
-        data["datetime"] = str(data["datetime"])
     if "out" not in data:
         raise ConfigError("no output given: pass --out PATH or s3://bucket/prefix.zarr")
     return JobConfig(**data)

@@ -52,3 +52,9 @@ class ModelError(S2SRError):
     """A model is unknown or its weights do not match their registry entry."""
 
     exit_code = 8
+
+
+class IntegrityError(S2SRError):
+    """``s2sr verify`` found bad chunks or a damaged store."""
+
+    exit_code = 9

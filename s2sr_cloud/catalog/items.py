@@ -36,9 +36,16 @@ class SceneInfo:
     cloud_cover: float | None
 
 
+RASTER_TYPES = ("image/tiff", "image/jp2", "image/vnd.stac.geotiff", "application/x-geotiff")
+
+
 def find_asset(item: pystac.Item, band: str) -> str:
     for key in asset_keys(band):
         if key in item.assets:
+            media = (item.assets[key].media_type or "").lower()
+            if media and not any(media.startswith(t) for t in RASTER_TYPES):
+                raise AssetError(f"item {item.id}: the {band} asset '{key}' is {media}, not a GeoTIFF/COG or JPEG2000 "
+                                 "raster: this collection's assets cannot be read as Sentinel-2 bands")
             return key
     raise AssetError(
         f"item {item.id} has no asset for band {band} (looked for {', '.join(asset_keys(band)[:2])}): "

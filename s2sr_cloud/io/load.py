@@ -72,6 +72,10 @@ def grid_for(items: list[pystac.Item], bands: tuple[str, ...], area: Geometry | 
         items_fp = unary_union([box(*b, crs) for b in native])
     else:
         items_fp = unary_union([Geometry(it.geometry, "EPSG:4326") for it in items]).to_crs(crs)
+    if area is not None:
+        # clip in lon/lat first: a world-spanning area cannot be projected into one UTM zone, its overlap can
+        scenes_ll = unary_union([Geometry(it.geometry, "EPSG:4326") for it in items if it.geometry])
+        area = area & scenes_ll.buffer(0.01) if not scenes_ll.is_empty else area
     region = items_fp if area is None else items_fp & area.to_crs(crs)
     if region.is_empty or region.area == 0:
         raise ConfigError("the requested area does not overlap the scenes found: check --bbox/--geometry")

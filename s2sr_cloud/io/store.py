@@ -3,12 +3,23 @@
 A store is written as a template first (metadata, ``s2sr_status = "incomplete"``), then filled chunk by chunk, and
 only marked ``complete`` after every chunk and the statistics are in. ``open_output`` refuses incomplete stores, so
 an interrupted run is never presented as a valid product.
+
+Ownership: a store this tool made carries ``s2sr_cloud_store`` in its root attributes. ``inspect_output`` tells
+such a store from an absent or empty path and from anything else (a file, a folder or prefix with other data, a
+foreign or damaged Zarr); the pipeline writes only into the first two and replaces only ours.
+
+Integrity: every chunk of every array ends with a CRC32C (the Zarr v3 ``crc32c`` codec, checked on every read);
+each output chunk also records a CRC32 of its encoded bytes (``chunk_crc``), which catches a chunk copied over
+another; the Zarr ``fill_value`` equals the CF ``_FillValue``, so a missing chunk reads as NaN, never as data.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import os
+import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
@@ -18,6 +29,8 @@ import xarray as xr
 from ..errors import OutputError
 
 STATUS = "s2sr_status"
+MARKER = "s2sr_cloud_store"  # root attribute of every store this tool made (value: layout version)
+LAYOUT = 2
 FILL_DN = 65535
 DETAIL = "detail"  # the added-detail layer
 SUMS = "chunk_sums"  # per-output-chunk statistics sums
@@ -46,23 +59,137 @@ def storage_options(url: str) -> dict[str, Any]:
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(url, **storage_options(url))
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **storage_options(url))
+    except (ValueError, ImportError) as err:
+        raise OutputError(f"--out {url}: not a writable location ({err}): use a local path or s3://bucket/key.zarr"
+                          ) from None
     return fs, path
 
 
-def store_exists(url: str) -> bool:
+def is_s3(fs: fsspec.AbstractFileSystem) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return any(p in ("s3", "s3a") for p in protocol)
+
+
+class OutputState(enum.Enum):
+    ABSENT = "absent"  # nothing there (or an empty folder): a new store may be created
+    OURS = "ours"  # a store this tool made: resumed, kept, or replaced with --overwrite
+    FOREIGN = "foreign"  # anything else: never written to, never deleted
+
+
+@dataclass(frozen=True)
+class Existing:
+    state: OutputState
+    what: str = ""  # for FOREIGN: what is there, in words
+    attrs: dict[str, Any] | None = None  # for OURS: the root attributes
+
+    @property
+    def complete(self) -> bool:
+        return self.state is OutputState.OURS and (self.attrs or {}).get(STATUS) == "complete"
+
+
+def _describe(fs: fsspec.AbstractFileSystem, path: str, entries: list[str]) -> str:
+    names = sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+    shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+    return f"a folder with {len(names)} entr{'y' if len(names) == 1 else 'ies'} ({shown}) not made by s2sr-cloud"
+
+
+def inspect_output(url: str) -> Existing:
+    """What is at ``url``: nothing, one of our stores (with its attributes), or something else (described)."""
     fs, path = filesystem(url)
+    path = path.rstrip("/")
     try:
-        return bool(fs.exists(path.rstrip("/") + "/zarr.json") or fs.exists(path.rstrip("/") + "/.zgroup"))
-    except Exception as err:  # noqa: BLE001
-        raise OutputError(f"cannot check the output {url} ({err.__class__.__name__}: {err}): "
-                          "check the URL and credentials") from None
+        if not path or (is_s3(fs) and "/" not in path):
+            return Existing(OutputState.FOREIGN, "a bucket root, not a store path: add a key, e.g. s3://bucket/x.zarr")
+        if not fs.exists(path):
+            return Existing(OutputState.ABSENT)
+        if fs.isfile(path):
+            return Existing(OutputState.FOREIGN, "a file")
+        entries = fs.ls(path, detail=False)
+        entries = [e for e in entries if e.rstrip("/") != path]
+        if not entries:
+            return Existing(OutputState.ABSENT)
+        meta_name = next((m for m in ("zarr.json", ".zattrs") if fs.exists(f"{path}/{m}")), None)
+        if meta_name is None:
+            return Existing(OutputState.FOREIGN, _describe(fs, path, entries))
+        try:
+            meta = json.loads(fs.cat_file(f"{path}/{meta_name}"))
+        except ValueError:
+            return Existing(OutputState.FOREIGN, f"a Zarr store whose {meta_name} cannot be parsed (damaged or "
+                            "truncated); if it is an s2sr-cloud output, delete it yourself")
+        attrs = dict(meta.get("attributes", {}) if meta_name == "zarr.json" else meta)
+    except OutputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - permissions, missing bucket, network: all mean "cannot use this"
+        raise OutputError(f"cannot inspect the output {redact_url(url)} ({err.__class__.__name__}: "
+                          f"{str(err)[:120]}): check the path, the bucket and the credentials") from None
+    if attrs.get(MARKER) or str(attrs.get("software", "")).startswith("s2sr-cloud"):
+        return Existing(OutputState.OURS, attrs=attrs)
+    return Existing(OutputState.FOREIGN, "a Zarr store not made by s2sr-cloud")
 
 
 def remove_store(url: str) -> None:
+    """Delete a store, but only one this tool made."""
+    if inspect_output(url).state is not OutputState.OURS:
+        raise OutputError(f"refusing to delete {redact_url(url)}: it is not an s2sr-cloud store")
     fs, path = filesystem(url)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+    fs.rm(path.rstrip("/"), recursive=True)
+
+
+def staging_url(url: str) -> str:
+    """Where a replacement (``--overwrite``) is built, beside the store it replaces."""
+    return url.rstrip("/") + ".s2sr-new"
+
+
+def promote(staging: str, url: str) -> None:
+    """Swap a complete staged store into ``url``, replacing our previous store there.
+
+    Local: two renames (old -> ``url.s2sr-old``, staged -> ``url``), then the old one is deleted; a crash between
+    them leaves both stores on disk under those names. S3 has no rename: the old store is first marked
+    ``replacing`` (readers refuse it), the staged objects are copied over it server-side, stale objects removed,
+    the root ``zarr.json`` (``complete``) copied last, then the staging prefix deleted. Until that last step the
+    complete staged store stays readable at ``staging``, so the user never has neither; re-running the same
+    command finishes an interrupted swap."""
+    fs, path = filesystem(url)
+    _, spath = filesystem(staging)
+    path, spath = path.rstrip("/"), spath.rstrip("/")
+    existing = inspect_output(url)
+    if existing.state is OutputState.FOREIGN:
+        raise OutputError(f"cannot replace {redact_url(url)}: it holds {existing.what}")
+    if not is_s3(fs):
+        old = path + ".s2sr-old"
+        if existing.state is OutputState.OURS:
+            if fs.exists(old):
+                fs.rm(old, recursive=True)
+            os.rename(path, old)
+        elif fs.exists(path):  # an empty folder
+            os.rmdir(path)
+        os.rename(spath, path)
+        if fs.exists(old):
+            fs.rm(old, recursive=True)
+        return
+    if existing.state is OutputState.OURS:
+        set_status(url, "replacing")
+    new = {k[len(spath):] for k in fs.find(spath)}
+    for rel in sorted(new - {"/zarr.json"}):
+        fs.copy(spath + rel, path + rel)
+    for key in fs.find(path):
+        if key[len(path):] not in new:
+            fs.rm(key)
+    fs.copy(spath + "/zarr.json", path + "/zarr.json")
+    fs.rm(spath, recursive=True)
+
+
+def set_status(url: str, status: str) -> None:
+    g = _group(url, "r+")
+    g.attrs.put(dict(g.attrs) | {STATUS: status})
+
+
+def redact_url(url: str) -> str:
+    from ..config import redact_url as _redact
+
+    return _redact(url)
 
 
 def encoding_for(ds: xr.Dataset, dtype: str) -> dict[str, dict[str, Any]]:
@@ -77,25 +204,52 @@ def encoding_for(ds: xr.Dataset, dtype: str) -> dict[str, dict[str, Any]]:
             # float32 scale/offset: CF decodes to the scale's type, and float32 keeps 1e-8 reflectance precision
             enc[name] = {"dtype": "uint16", "scale_factor": np.float32(sf),
                          "add_offset": np.float32(0.0 if name == DETAIL else off),
-                         "_FillValue": FILL_DN}
+                         "_FillValue": FILL_DN, "fill_value": FILL_DN}
         else:
-            enc[name] = {"dtype": "float32", "_FillValue": np.float32(np.nan)}
+            enc[name] = {"dtype": "float32", "_FillValue": np.float32(np.nan), "fill_value": np.float32(np.nan)}
         if chunks:
             enc[name]["chunks"] = chunks
     return enc
 
 
+def _checksummed(enc: dict[str, dict[str, Any]], ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """Every array (coordinates included) gets zstd + a trailing CRC32C codec: a flipped byte fails the read."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    for name in (*ds.data_vars, *ds.coords):
+        if ds[name].dtype.kind in "OUS":
+            continue
+        enc.setdefault(str(name), {})["compressors"] = [ZstdCodec(), Crc32cCodec()]
+    return enc
+
+
+def _bookkeeping(ds: xr.Dataset) -> xr.Dataset:
+    """The resume and integrity arrays, one cell per output chunk: ``chunk_done`` and ``chunk_crc``."""
+    import dask.array as da
+
+    t, _, ny, nx = ds[SUMS].shape
+    dims = ("time", "chunk_y", "chunk_x")
+    ds = ds.drop_vars([v for v in (DONE, CRC) if v in ds])
+    ds[DONE] = xr.DataArray(da.zeros((t, ny, nx), dtype=np.uint8, chunks=1), dims=dims, attrs={
+        "long_name": "1 once every variable of this output chunk is written"})
+    ds[CRC] = xr.DataArray(da.zeros((t, ny, nx), dtype=np.uint32, chunks=1), dims=dims, attrs={
+        "long_name": "CRC32 of the chunk's encoded bytes (all variables in store order), checked by s2sr verify"})
+    return ds
+
+
 def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) -> None:
     """Create the store: metadata, coordinates and empty arrays. The data is written by ``write_block`` tasks,
-    so xarray's own delayed writer is discarded."""
-    ds = ds.copy()
+    so xarray's own delayed writer is discarded. ``url`` must be absent or empty (``inspect_output``)."""
+    ds = _bookkeeping(ds.copy())
     ds.attrs.update({k: _jsonable(v) for k, v in attrs.items()})
     ds.attrs[STATUS] = "incomplete"
+    ds.attrs[MARKER] = LAYOUT
     try:
-        ds.to_zarr(url, mode="w", compute=False, consolidated=False, zarr_format=3,
-                   encoding=encoding_for(ds, dtype), storage_options=storage_options(url) or None)
+        ds.to_zarr(url, mode="w-", compute=False, consolidated=False, zarr_format=3,
+                   encoding=_checksummed(encoding_for(ds, dtype), ds), storage_options=storage_options(url) or None)
     except Exception as err:  # noqa: BLE001
-        raise OutputError(f"cannot create the output store {url} ({err.__class__.__name__}: {err})") from None
+        raise OutputError(f"cannot create the output store {redact_url(url)} ({err.__class__.__name__}: "
+                          f"{str(err)[:160]}): check that the location is writable") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -115,15 +269,25 @@ def finish(url: str, extra: xr.Dataset, attrs: dict[str, Any]) -> None:
     group.attrs.put(kept | {k: _jsonable(v) for k, v in attrs.items()} | {STATUS: "complete"})
 
 
-def open_output(url: str, *, allow_incomplete: bool = False) -> xr.Dataset:
-    """Open a run's output lazily; refuses a store whose run did not finish."""
+def open_output(url: str) -> xr.Dataset:
+    """Open a run's output lazily. Refuses what is not an s2sr-cloud store, a store whose run did not finish, and
+    one whose bookkeeping disagrees (a chunk not marked done). Checksums are checked as chunks are read;
+    ``s2sr verify`` reads everything."""
+    existing = inspect_output(url)
+    if existing.state is not OutputState.OURS:
+        raise OutputError(f"{redact_url(url)} is not an s2sr-cloud store"
+                          f"{f' (it is {existing.what})' if existing.what else ''}: check the path")
+    if not existing.complete:
+        raise OutputError(f"{redact_url(url)} is incomplete (its run did not finish, or s2sr verify --repair marked "
+                          "chunks for recomputing): re-run the job to complete it")
     try:
         ds = xr.open_zarr(url, consolidated=False, storage_options=storage_options(url) or None,
                           decode_coords="all")
     except (FileNotFoundError, KeyError, ValueError) as err:
-        raise OutputError(f"{url} is not an s2sr-cloud Zarr store ({err.__class__.__name__}): check the path") from None
-    if ds.attrs.get(STATUS) != "complete" and not allow_incomplete:
-        raise OutputError(f"{url} is incomplete (its run did not finish): re-run the job to complete it")
+        raise OutputError(f"{redact_url(url)} cannot be opened ({err.__class__.__name__}): run s2sr verify on it"
+                          ) from None
+    if DONE in ds and not bool(ds[DONE].values.all()):
+        raise OutputError(f"{redact_url(url)} is marked complete but some chunks are not done: run s2sr verify")
     return ds
 
 
@@ -142,7 +306,7 @@ def store_size(url: str) -> int:
 
 # ---- resumable, chunk-level writing -------------------------------------------------------------------------
 DONE = "chunk_done"  # (time, chunk_y, chunk_x) uint8: 1 once every variable of that output chunk is written
-LOCK_SUFFIX = ".lock"  # the lease lives beside the store, so replacing the store never removes it
+CRC = "chunk_crc"  # (time, chunk_y, chunk_x) uint32: CRC32 of the chunk's encoded bytes
 
 
 def _group(url: str, mode: str = "r+", opts: dict[str, Any] | None = None) -> Any:
@@ -171,10 +335,15 @@ def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: n
     environment); idempotent, so a chunk interrupted half-way is simply written again."""
     g = _group(url, "r+", opts)
     h, w = block.shape[-2:]
+    crc = 0
     for c, name in enumerate(names):
         arr = g[name]
-        arr[t, y0:y0 + h, x0:x0 + w] = _encode(arr, block[0, c])
+        encoded = _encode(arr, block[0, c])
+        arr[t, y0:y0 + h, x0:x0 + w] = encoded
+        crc = zlib.crc32(np.ascontiguousarray(encoded).tobytes(), crc)
     g[SUMS][t, :, ci, cj] = sums[0, :, 0, 0]
+    if CRC in g:
+        g[CRC][t, ci, cj] = crc
     g[DONE][t, ci, cj] = 1  # last: only a fully written chunk counts as done
     return t, ci, cj
 
@@ -185,68 +354,3 @@ def done_mask(url: str) -> np.ndarray:
 
 def read_attrs(url: str) -> dict[str, Any]:
     return dict(_group(url, "r").attrs)
-
-
-class Lease:
-    """A run's lease on a store: ``<store>.lock`` created exclusively (O_EXCL locally, If-None-Match on S3) and
-    refreshed by a heartbeat, so two runs cannot write one store at once and a killed run's lease expires."""
-
-    def __init__(self, url: str, owner: str, ttl: float | None = None) -> None:
-        self.fs, root = filesystem(url)
-        self.path = root.rstrip("/") + LOCK_SUFFIX
-        self.owner = owner
-        self.ttl = float(ttl if ttl is not None else os.environ.get("S2SR_LOCK_TTL", "120"))
-        self._stop: Any = None
-
-    def _body(self) -> bytes:
-        import time
-
-        return json.dumps({"owner": self.owner, "expires": time.time() + self.ttl}).encode()
-
-    def _create(self) -> bool:
-        try:
-            if getattr(self.fs, "protocol", None) in ("s3", "s3a") or "s3" in str(self.fs.protocol):
-                self.fs.pipe_file(self.path, self._body(), mode="create")
-            else:
-                self.fs.makedirs(self.path.rsplit("/", 1)[0], exist_ok=True)
-                with self.fs.open(self.path, "xb") as f:
-                    f.write(self._body())
-            return True
-        except (FileExistsError, OSError) as err:
-            if isinstance(err, FileExistsError) or "PreconditionFailed" in repr(err) or "exists" in str(err):
-                return False
-            raise
-
-    def acquire(self) -> None:
-        import threading
-        import time
-
-        if not self._create():
-            try:
-                info = json.loads(self.fs.cat_file(self.path))
-            except Exception:  # noqa: BLE001 - unreadable lock: treat as held until it can be read
-                info = {"owner": "?", "expires": time.time() + self.ttl}
-            if info.get("expires", 0) > time.time():
-                raise OutputError(f"another run ({info.get('owner')}) is writing this store; its lease expires in "
-                                  f"{info['expires'] - time.time():.0f} s: wait for it or run again after that")
-            self.fs.rm(self.path)  # an expired lease: its run died
-            if not self._create():
-                raise OutputError("another run took over this store's expired lease just now: try again later")
-        self._stop = threading.Event()
-
-        def beat() -> None:
-            while not self._stop.wait(self.ttl / 3):
-                try:
-                    self.fs.pipe_file(self.path, self._body())
-                except Exception:  # noqa: BLE001 - a missed beat only shortens the lease
-                    pass
-
-        threading.Thread(target=beat, name="s2sr-lease", daemon=True).start()
-
-    def release(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-        try:
-            self.fs.rm(self.path)
-        except FileNotFoundError:
-            pass

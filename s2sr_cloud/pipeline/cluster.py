@@ -35,11 +35,19 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
         logging.getLogger(name).setLevel(logging.ERROR)
     n = n_workers or max(1, min(os.cpu_count() or 1, 8))
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           silence_logs=logging.CRITICAL)
+    client = Client(cluster)
+    try:
         if not verbose:
             client.register_plugin(QuietWorkerLogs())
         yield client
+    finally:
+        # a slow worker shutdown after the store is complete is not the job's failure
+        with contextlib.suppress(Exception):
+            client.close(timeout=10)
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=10)
 
 
 class QuietWorkerLogs(WorkerPlugin):

@@ -1,0 +1,255 @@
+"""Plan a job once, before anything is written: scenes, zones, grids, chunking, the model, the job spec, the size,
+and what to do with each output path. ``s2sr run --dry-run`` prints the plan; ``run_job`` executes it.
+
+Everything that can refuse a job refuses here, with nothing written or deleted: a path that holds something this
+tool did not make, a store made by another job (other scenes, model, bands, ...), a model that cannot run the
+bands or scale, a job larger than ``--max-output-gb``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pystac
+
+from ..catalog import describe_items, search_items
+from ..catalog.server import sample_catalog
+from ..config import SAMPLE, JobConfig, redact_url
+from ..errors import ConfigError, OutputError
+from ..io import store
+from ..io.load import GridSpec, area_geometry, grid_for
+from ..model.predictors import get_predictor
+from ..model.registry import ENTRIES, model_sha256
+from .graph import default_chunk
+
+
+class Action(enum.Enum):
+    CREATE = "create"  # nothing there: write the store in place
+    RESUME = "resume"  # our unfinished store of this very job: compute the chunks not done
+    DONE = "done"  # our complete store of this very job: nothing to do
+    REPLACE = "replace"  # --overwrite: build a new store beside ours, then swap it in
+    RESUME_REPLACE = "resume-replace"  # --overwrite interrupted: finish the staged store, then swap
+    PROMOTE = "promote"  # --overwrite interrupted after the staged store was complete: only swap
+
+
+@dataclass(frozen=True)
+class ZonePlan:
+    out: str
+    epsg: int
+    items: tuple[pystac.Item, ...]
+    grid: GridSpec
+    chunk: int
+    spec: dict[str, Any]
+    action: Action
+    shape: tuple[int, int, int]  # output (time, y, x)
+    chunks: int
+    output_bytes: int
+
+    @property
+    def target(self) -> str:
+        """Where the chunks are written: the output itself, or the staged replacement beside it."""
+        replacing = self.action in (Action.REPLACE, Action.RESUME_REPLACE, Action.PROMOTE)
+        return store.staging_url(self.out) if replacing else self.out
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    cfg: JobConfig
+    predictor: Any
+    model: str
+    model_sha256: str | None
+    ensemble: int | None
+    found_more: bool  # the search matched more scenes than --limit
+    zones: tuple[ZonePlan, ...]
+
+    @property
+    def output_bytes(self) -> int:
+        return sum(z.output_bytes for z in self.zones)
+
+
+@contextlib.contextmanager
+def catalog_url(catalog: str) -> Iterator[str]:
+    if catalog == SAMPLE:
+        with sample_catalog() as url:
+            yield url
+    else:
+        yield catalog
+
+
+def item_version(item: pystac.Item) -> str:
+    """What identifies the content of a scene: its ``updated`` stamp, else a hash of its properties."""
+    if item.properties.get("updated"):
+        return str(item.properties["updated"])
+    return hashlib.sha256(json.dumps(item.properties, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def zone_out(out: str, epsg: int) -> str:
+    """Output URL of one UTM zone when an area spans several: ``x.zarr`` -> ``x_EPSG32629.zarr``."""
+    stem = out.rstrip("/")
+    return f"{stem.removesuffix('.zarr')}_EPSG{epsg}.zarr"
+
+
+def _spec(cfg: JobConfig, model: str, sha: str | None, ensemble: int | None, chunk: int,
+          items: list[pystac.Item]) -> dict[str, Any]:
+    """What defines a store's content: the job's fields, the exact scenes, the model and the chunk grid."""
+    return cfg.job_spec() | {"model": model, "model_sha256": sha, "ensemble": ensemble, "chunk": chunk,
+                             "items": [[it.id, item_version(it)] for it in items]}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    parts = [k for k in keys if k != "items"]
+    if "items" in keys:
+        before = {i for i, _ in old.get("items") or []}
+        now = {i for i, _ in new.get("items") or []}
+        changed = {i for i, v in new.get("items") or [] if i in before and [i, v] not in (old.get("items") or [])}
+        bits = [f"{len(now - before)} new ({', '.join(sorted(now - before)[:2])})" if now - before else "",
+                f"{len(before - now)} gone ({', '.join(sorted(before - now)[:2])})" if before - now else "",
+                f"{len(changed)} updated ({', '.join(sorted(changed)[:2])})" if changed else ""]
+        parts.append("the scenes: " + "; ".join(b for b in bits if b))
+    return ", ".join(parts) or "not an s2sr-cloud job"
+
+
+def _action(cfg: JobConfig, out: str, spec: dict[str, Any]) -> Action:
+    existing = store.inspect_output(out)
+    if existing.state is store.OutputState.FOREIGN:
+        raise OutputError(f"--out {redact_url(out)} holds {existing.what}: nothing was written; choose an absent or "
+                          "empty path (--overwrite replaces only s2sr-cloud stores)")
+    if existing.state is store.OutputState.ABSENT:
+        return Action.CREATE
+    old = (existing.attrs or {}).get("job_spec") or {}
+    if not cfg.overwrite:
+        if old != spec:
+            raise OutputError(f"{redact_url(out)} was made by a different job ({_differences(old, spec)} differ): "
+                              "nothing was changed; pass --overwrite to replace it or choose another --out")
+        return Action.DONE if existing.complete else Action.RESUME
+    staged = store.inspect_output(store.staging_url(out))
+    if staged.state is store.OutputState.FOREIGN:
+        raise OutputError(f"{redact_url(store.staging_url(out))} (where --overwrite builds the replacement) holds "
+                          f"{staged.what}: move it away first")
+    if staged.state is store.OutputState.OURS and (staged.attrs or {}).get("job_spec") == spec:
+        return Action.PROMOTE if staged.complete else Action.RESUME_REPLACE
+    return Action.REPLACE
+
+
+def _check_location(out: str) -> None:
+    """The output's parent must be a folder (locally) or an existing bucket (S3), before anything is planned."""
+    fs, path = store.filesystem(out)
+    if store.is_s3(fs):
+        bucket = path.split("/", 1)[0]
+        try:
+            exists = fs.exists(bucket)
+        except Exception as err:  # noqa: BLE001
+            raise OutputError(f"cannot reach the bucket of {redact_url(out)} ({err.__class__.__name__}): check the "
+                              "endpoint and credentials") from None
+        if not exists:
+            raise OutputError(f"bucket {bucket} does not exist or is not visible with these credentials: create it "
+                              "or fix --out")
+        return
+    if "://" in out and not out.startswith("file://"):
+        return
+    parent = os.path.dirname(os.path.abspath(path.rstrip("/"))) or "."
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise OutputError(f"--out {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"--out {out}: the folder {parent} is not writable")
+
+
+def _check_quicklook(cfg: JobConfig) -> None:
+    if not cfg.quicklook:
+        return
+    target = cfg.quicklook if cfg.quicklook.endswith(".png") else os.path.join(cfg.quicklook, "x.png")
+    parent = os.path.dirname(os.path.abspath(target))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--quicklook {cfg.quicklook}: {parent} is not a writable folder")
+
+
+def _model_entry(name: str) -> Any:
+    return ENTRIES.get(name)
+
+
+def output_size(grid: GridSpec, n_time: int, scale: int, n_bands: int, dtype: str, chunk: int) -> tuple[
+        tuple[int, int, int], int, int]:
+    """Output shape (time, y, x), number of output chunks, and bytes uncompressed (bands + detail layer)."""
+    ny, nx = grid.geobox.shape
+    shape = (n_time, ny * scale, nx * scale)
+    chunks = n_time * math.ceil(ny / chunk) * math.ceil(nx / chunk)
+    nbytes = shape[0] * shape[1] * shape[2] * (n_bands + 1) * (2 if dtype == "uint16" else 4)
+    return shape, chunks, nbytes
+
+
+def _solar_days(items: list[pystac.Item]) -> int:
+    days = set()
+    for it in items:
+        when = it.datetime or it.common_metadata.start_datetime
+        lon = (it.bbox[0] + it.bbox[2]) / 2 if it.bbox else 0.0
+        days.add(None if when is None else (when.timestamp() + lon / 15 * 3600) // 86400)
+    return max(1, len(days))
+
+
+def plan_job(cfg: JobConfig) -> JobPlan:
+    """Search, group by UTM zone, size and check everything; raise before any byte is written."""
+    _check_location(cfg.out)
+    _check_quicklook(cfg)
+    predictor = get_predictor(cfg.model, bands=cfg.bands, ensemble=cfg.ensemble)
+    entry = _model_entry(predictor.name)
+    if cfg.ensemble is not None and cfg.ensemble != 1 and (entry is None or "ensemble" not in entry.kwargs):
+        raise ConfigError(f"--ensemble {cfg.ensemble}: model {predictor.name} has no self-ensemble; drop --ensemble")
+    ensemble = None if entry is None else (cfg.ensemble or entry.kwargs.get("ensemble"))
+    sha = model_sha256(predictor.name)
+    with catalog_url(cfg.catalog) as url:
+        items = search_items(url, cfg.collection, bbox=cfg.bbox, intersects=cfg.geometry, datetime=cfg.datetime,
+                             max_cloud=cfg.max_cloud, limit=cfg.limit)
+    zones: dict[int, list[pystac.Item]] = {}
+    for item, info in zip(items, describe_items(items, cfg.bands), strict=True):
+        zones.setdefault(info.epsg or 0, []).append(item)
+    chunk = cfg.chunk or default_chunk(cfg.scale)
+    area = area_geometry(cfg.bbox, cfg.geometry)
+    plans = []
+    for epsg, zitems in sorted(zones.items()):
+        out = cfg.out if len(zones) == 1 else zone_out(cfg.out, epsg)
+        grid = grid_for(zitems, cfg.bands, area)
+        if entry is not None:
+            entry.check(grid.factors, cfg.scale)  # ModelError (exit 8) before anything is written
+        shape, nchunks, nbytes = output_size(grid, _solar_days(zitems), cfg.scale, len(cfg.bands), cfg.dtype, chunk)
+        spec = _spec(cfg, predictor.name, sha, ensemble, chunk, zitems)
+        plans.append(ZonePlan(out=out, epsg=epsg, items=tuple(zitems), grid=grid, chunk=chunk, spec=spec,
+                              action=Action.CREATE, shape=shape, chunks=nchunks, output_bytes=nbytes))
+    total = sum(z.output_bytes for z in plans)
+    if total > cfg.max_output_gb * 1e9:
+        big = max(plans, key=lambda z: z.output_bytes)
+        raise ConfigError(f"the output would be {total / 1e9:,.1f} GB ({big.shape[1]:,} x {big.shape[2]:,} px x "
+                          f"{big.shape[0]} date(s) x {len(cfg.bands) + 1} layers), above --max-output-gb "
+                          f"{cfg.max_output_gb:g}: shrink the area or dates, or raise --max-output-gb")
+    plans = [ZonePlan(**{**z.__dict__, "action": _action(cfg, z.out, z.spec)}) for z in plans]
+    return JobPlan(cfg=cfg, predictor=predictor, model=predictor.name, model_sha256=sha, ensemble=ensemble,
+                   found_more=bool(getattr(items, "truncated", False)), zones=tuple(plans))
+
+
+def describe_plan(plan: JobPlan) -> str:
+    """What ``--dry-run`` prints."""
+    cfg = plan.cfg
+    lines = [f"model:    {plan.model}" + (f" (sha256 {plan.model_sha256[:12]}..., ensemble {plan.ensemble})"
+                                          if plan.model_sha256 else ""),
+             f"scenes:   {sum(len(z.items) for z in plan.zones)}"
+             + (f" (the search matched more: raise --limit above {cfg.limit})" if plan.found_more else "")]
+    for z in plan.zones:
+        ny, nx = z.grid.geobox.shape
+        lines += [f"zone EPSG:{z.epsg}: {len(z.items)} scene(s), input {ny} x {nx} px at {z.grid.resolution:g} m",
+                  f"  output:  {z.out} ({z.action.value}) {z.shape[0]} x {z.shape[1]} x {z.shape[2]} "
+                  f"(time, y, x), {z.output_bytes / 1e9:.2f} GB before compression",
+                  f"  chunks:  {z.chunks} of {z.chunk} x {z.chunk} input px"]
+    lines.append(f"total:    {plan.output_bytes / 1e9:.2f} GB (limit --max-output-gb {cfg.max_output_gb:g})")
+    return "\n".join(lines)
