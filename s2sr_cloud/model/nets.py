@@ -254,3 +254,80 @@ class S2SRNet(nn.Module):
         n, c, h, w = sharp.shape
         y = self.super_resolve(sharp.reshape(n * c, 1, h, w), scale, ensemble)
         return y.reshape(n, c, h * scale, w * scale)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inference on a region (the pipeline's chunk function): each band group runs on the smallest window its own
+# receptive field needs. Same weights, same arithmetic as ``S2SRNet.forward`` on the pixels it guarantees.
+
+
+def project_reach(k: int, smooth_iters: int = 2) -> int:
+    """Fine pixels of context ``project_t`` at footprint k needs: 2 coarse pixels per smooth step (bicubic
+    support) plus the footprint the pixel lies in."""
+    return 2 * smooth_iters * k + k
+
+
+def _start(crop: int, margin: int, align: int = 6) -> int:
+    """First row/column of a window that covers [crop - margin, ...) and starts on the 60 m grid."""
+    a = max(0, crop - margin)
+    return a - a % align
+
+
+def s2srnet_group_reach(net: "S2SRNet") -> dict[int, int]:
+    """Grid (10 m) pixels of context beyond its exact region that each native band group needs through the model,
+    counted at the group's own resolution: 10 m bands only see the band SR; 20 m bands add the consistency
+    layer at 20 m (2 coarse pixels per smooth step) and the sharpening network; 60 m bands (consistent bicubic
+    path unless ``learn60``) add the 60 m consistency layer and bicubic support in 60 m pixels."""
+    rs = net.sr.reach()
+    r20 = rs + project_reach(2) + net.sharpen20.reach()
+    if net.learn60:
+        r60 = rs + project_reach(6) + max(net.sharpen60.reach(), r20 - rs)
+    else:
+        r60 = rs + project_reach(6) + 2 * 6
+    return {1: rs, 2: r20, 6: r60}
+
+
+def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int, crop: int = 0, ensemble: int | None = None,
+                           band_batch: int = 12) -> torch.Tensor:
+    """``net(x, scale, ensemble)`` cropped by ``crop`` grid pixels on each side, computed per band group on the
+    window that group needs: band b of the result equals the whole-array forward wherever the pixel lies at least
+    ``s2srnet_group_reach(net)[factor of b]`` grid pixels inside ``x``. ``band_batch`` bands go through the band
+    SR network at once (memory vs. batching). x: (N, 12, H, W) filled reflectance, H, W multiples of 6."""
+    n, c, h, w = x.shape
+    oh, ow = (h - 2 * crop) * scale, (w - 2 * crop) * scale
+    out = x.new_empty(n, c, oh, ow)
+    rs = net.sr.reach()
+
+    def band_sr(sharp: torch.Tensor, a: int, idx: list[int]) -> None:
+        """sharp: (N, len(idx), h - 2a, w - 2a), the bands' sharpened input on the window starting at a."""
+        hh, ww = sharp.shape[-2:]
+        off = (crop - a) * scale
+        for i in range(0, len(idx), band_batch):
+            part = sharp[:, i:i + band_batch]
+            nb = part.shape[1]
+            y = net.super_resolve(part.reshape(n * nb, 1, hh, ww), scale, ensemble).reshape(n, nb, hh * scale,
+                                                                                               ww * scale)
+            out[:, idx[i:i + nb]] = y[..., off:off + oh, off:off + ow]
+
+    a = _start(crop, rs)
+    band_sr(x[:, I10, a:h - a, a:w - a], a, I10)
+
+    a20 = _start(crop, rs)
+    b = _start(a20, project_reach(2) + net.sharpen20.reach())
+    xs = x[:, :, b:h - b, b:w - b]
+    lr20 = block_mean_t(xs[:, I20], 2)
+    s20 = project_t(net.sharpen20_ens(xs[:, I10], lr20, ensemble), lr20, 2)
+    d = a20 - b
+    band_sr(s20[..., d:s20.shape[-2] - d, d:s20.shape[-1] - d], a20, I20)
+
+    a60 = _start(crop, rs)
+    if net.learn60:
+        s60_all = net.sharpen(x, ensemble)[:, I60]
+        band_sr(s60_all[..., a60:h - a60, a60:w - a60], a60, I60)
+    else:
+        b = _start(a60, project_reach(6) + 12)
+        lr60 = block_mean_t(x[:, I60, b:h - b, b:w - b], 6)
+        s60 = project_t(bicubic_t(lr60, 6), lr60, 6)
+        d = a60 - b
+        band_sr(s60[..., d:s60.shape[-2] - d, d:s60.shape[-1] - d], a60, I60)
+    return out

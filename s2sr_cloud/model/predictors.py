@@ -3,6 +3,8 @@ dataclasses, no tensors); a torch model loads lazily, once per worker process, o
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
+from ..ops import tops
 from ..ops.block import smooth_upsample
 from ..ops.resample import fill_nan
 
@@ -23,12 +26,42 @@ class BicubicPredictor:
 
     name: str = "bicubic"
     fill_iters: int = 2
+    device: str = "auto"
 
-    def reach(self, factors: tuple[int, ...], scale: int) -> int:
-        return 2 * max(factors) + self.fill_iters * max(factors)
+    def reach(self, factors: tuple[int, ...], scale: int) -> tuple[int, ...]:
+        """Per band, grid pixels of context: bicubic support (2 native pixels) + the NaN fill, at its native
+        resolution."""
+        return tuple((2 + self.fill_iters) * f for f in factors)
+
+    def torch_device(self) -> torch.device:
+        return pick_device(self.device)
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
         return smooth_upsample(x, factors, scale, self.fill_iters)
+
+    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: int = 0) -> torch.Tensor:
+        """Torch path: (T, C, H, W) on the device -> the upsampling of x[..., crop:-crop, crop:-crop]; band b is
+        exact wherever it lies ``reach[b]`` grid pixels inside x."""
+        t, c, h, w = x.shape
+        oh, ow = (h - 2 * crop) * scale, (w - 2 * crop) * scale
+        out = x.new_empty(t, c, oh, ow)
+        for f, idx in groups(factors).items():
+            r = (2 + self.fill_iters) * f
+            a = max(0, crop - r)
+            a -= a % f
+            nat = tops.block_mean(x[:, idx, a:h - a, a:w - a].double(), f).to(x.dtype)
+            filled, _ = tops.fill_nan(nat, self.fill_iters)
+            off = (crop - a) * scale
+            out[:, idx] = tops.bicubic(filled, f * scale)[..., off:off + oh, off:off + ow]
+        return out
+
+
+def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
+    """Band indices by native factor."""
+    out: dict[int, list[int]] = {}
+    for i, f in enumerate(factors):
+        out.setdefault(int(f), []).append(i)
+    return out
 
 
 def pick_device(spec: str = "auto") -> torch.device:
@@ -44,6 +77,7 @@ def pick_device(spec: str = "auto") -> torch.device:
 
 _CACHE: dict[tuple[str, str], torch.nn.Module] = {}
 _LOCK = threading.Lock()
+_THREADS: list[int | None] = [None]
 
 
 def cached_model(name: str, device: torch.device) -> torch.nn.Module:
@@ -53,9 +87,19 @@ def cached_model(name: str, device: torch.device) -> torch.nn.Module:
         if key not in _CACHE:
             from .registry import build_model
 
-            torch_threads()
+            torch_threads(_THREADS[0])  # the current task's choice (a model loads inside the first task)
             _CACHE[key] = build_model(name).to(device).eval()
         return _CACHE[key]
+
+
+@functools.lru_cache(maxsize=None)
+def _arch_instance(name: str) -> torch.nn.Module:
+    """An untrained instance of the model's architecture (for its reach; no weights are read)."""
+    from . import nets
+    from .registry import get_entry
+
+    entry = get_entry(name)
+    return getattr(nets, entry.arch)(**entry.kwargs)
 
 
 def loaded_models() -> list[tuple[str, str]]:
@@ -64,24 +108,66 @@ def loaded_models() -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class TorchPredictor:
-    """Runs a registered network over a block, cut into overlapping tiles that are batched on the device.
+    """Runs a registered network over a block on the worker's device (batched, ``inference_mode``).
 
     The network maps (N, C, H, W) grid-resolution reflectance (coarse bands replicated, NaN filled) to
-    (N, C, H*s, W*s). Tiles overlap by the network's receptive field, so tiling never changes the result."""
+    (N, C, H*s, W*s). The chunk function calls ``predict_t``: the whole block in one pass (the pipeline's chunk
+    size comes from a memory budget, so no second tiling), S2SRNet band groups each on the window their own
+    receptive field needs. ``tile`` (grid pixels) re-enables tiling for blocks larger than it; tiles overlap by
+    the receptive field, so tiling never changes the result."""
 
     name: str
     device: str = "auto"
-    tile: int = 480  # core tile size in grid pixels (a multiple of 6); a whole chunk is usually one tile
+    tile: int | None = None
     batch: int = 8
     ensemble: int | None = None  # self-ensemble size for models that have one (S2SRNet); None: the model's own
+    autocast: bool = False  # CUDA only: bf16 autocast of the network (off: it is not within 0.01 dB, RESULTS.md)
 
     def _entry(self) -> Any:
         from .registry import get_entry
 
         return get_entry(self.name)
 
-    def reach(self, factors: tuple[int, ...], scale: int) -> int:
-        return int(self._entry().receptive_field) + 2  # + the 2-pixel NaN fill applied before the network
+    def torch_device(self) -> torch.device:
+        return pick_device(self.device)
+
+    def reach(self, factors: tuple[int, ...], scale: int) -> tuple[int, ...]:
+        """Per band, grid pixels of context the network needs (+ the 2-pixel NaN fill before it): S2SRNet counts
+        each band group at its native resolution; other networks use the registry's receptive field."""
+        entry = self._entry()
+        if entry.arch == "S2SRNet":
+            from . import nets
+
+            per = nets.s2srnet_group_reach(_arch_instance(self.name))
+            if tuple(factors) == tuple(nets.S2_FACTORS):
+                return tuple(per[f] + 2 for f in factors)
+        return (int(entry.receptive_field) + 2,) * len(factors)
+
+    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: int = 0) -> torch.Tensor:
+        """(T, C, H, W) float32 on the device -> the network output for x[..., crop:-crop, crop:-crop]; band b is
+        exact wherever it lies ``reach[b]`` grid pixels inside x."""
+        from . import nets
+
+        entry = self._entry()
+        entry.check(factors, scale)
+        dev = x.device
+        net = cached_model(self.name, dev)
+        t, c, h, w = x.shape
+        if self.tile and max(h, w) > self.tile:  # memory forces a second tiling (not with the default chunks)
+            y = torch.from_numpy(self.predict(x.cpu().numpy(), factors, scale)).to(dev)
+            return y[..., crop * scale:(h - crop) * scale, crop * scale:(w - crop) * scale]
+        filled, _ = tops.fill_nan(x, 2)
+        amp = (torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast and dev.type == "cuda"
+               else contextlib.nullcontext())
+        with torch.inference_mode(), amp:
+            if isinstance(net, nets.S2SRNet):
+                band_batch = 12 if dev.type == "cuda" else 1  # CPU: one band's features at a time (memory)
+                y = nets.s2srnet_forward_region(net, filled, scale, crop, self.ensemble, band_batch)
+            else:
+                y = net(filled, scale) if self.ensemble is None or not hasattr(net, "ensemble") else net(
+                    filled, scale, self.ensemble)
+                y = y[..., crop * scale:(h - crop) * scale, crop * scale:(w - crop) * scale]
+        return y.float()
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
         entry = self._entry()
@@ -91,10 +177,10 @@ class TorchPredictor:
         filled, _ = fill_nan(x.astype(np.float32))
         t, c, h, w = filled.shape
         rf = int(entry.receptive_field)
+        size = max(8, self.tile or max(h, w))
         out = np.empty((t, c, h * scale, w * scale), np.float32)
         # tiles: (t index, y0, x0) of core regions; each is read with rf pixels of context, reflected at edges
         pad = np.pad(filled, ((0, 0), (0, 0), (rf, rf), (rf, rf)), mode="symmetric")
-        size = max(8, self.tile)
         tiles = [(ti, y0, x0) for ti in range(t) for y0 in range(0, h, size) for x0 in range(0, w, size)]
         with torch.inference_mode():
             for group in _by_shape(tiles, size, h, w):  # a batch holds tiles of one shape
@@ -141,8 +227,11 @@ def get_predictor(name: str, device: str = "auto", bands: tuple[str, ...] | None
     return TorchPredictor(name=name, device=device, ensemble=ensemble)
 
 
-def torch_threads() -> None:
-    """Dask runs one task per worker thread; let torch use only its share of the cores."""
-    n = int(os.environ.get("S2SR_TORCH_THREADS", "1"))
+def torch_threads(n: int | None = None) -> None:
+    """Dask runs one task per worker thread; let torch use only its share of the cores: ``n`` (the graph's
+    choice when there are fewer chunks than worker threads, capped at this machine's cores), else
+    ``S2SR_TORCH_THREADS`` (default 1)."""
+    _THREADS[0] = n
+    n = min(n, os.cpu_count() or 1) if n else int(os.environ.get("S2SR_TORCH_THREADS", "1"))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

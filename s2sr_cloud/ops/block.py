@@ -1,16 +1,26 @@
-"""The chunk function: one block of input (with halo) -> the super-resolved block (halo trimmed), numpy in and out.
+"""The chunk function: one block of input (with halo) -> the super-resolved block (halo trimmed) and its statistics
+sums. numpy at the edges only: the block goes to the predictor's device once, and fill, network, consistency
+projection, uint16 quantisation, detail layer and statistics sums all run there in torch (``ops.tops``).
 
-The pipeline calls this through dask's map_overlap; tests call it directly on whole arrays. Every predictor's
-output goes through the same consistency layer here, so the guarantee does not depend on the model.
+The pipeline calls this through dask; tests call it directly on whole arrays. Every predictor's output goes
+through the same consistency layer here, so the guarantee does not depend on the model.
+
+Halo arithmetic (``ops.halo.required_halo``): the predictor guarantees band b wherever it lies ``reach[b]`` grid
+pixels inside the block; the consistency layer of band b (native factor f) reads the prediction 2 native pixels
+per smooth step around each output pixel, i.e. ``post_reach`` = 2 * smooth_iters * f grid pixels, and the input
+(2 * smooth_iters + fill_iters) * f; the detail layer's bicubic reference 2 native pixels more.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import torch
 
+from . import tops
 from .resample import bicubic, block_mean, fill_nan, project, quantize_consistent, replicate
 
 DN_MAX = 65534  # 65535 is the fill value of the uint16 store
@@ -19,12 +29,18 @@ DN_MAX = 65534  # 65535 is the fill value of the uint16 store
 class Predictor(Protocol):
     """Anything that super-resolves a (T, C, H, W) block of grid-resolution reflectance (NaN = nodata).
 
-    ``factors[c]`` grid pixels make one native pixel of band c; the result is (T, C, H*scale, W*scale).
-    ``reach`` is the receptive-field radius in grid pixels (the pipeline's halo covers it)."""
+    ``factors[c]`` grid pixels make one native pixel of band c. ``reach`` gives, per band, the grid pixels of
+    context the predictor needs around a pixel (the pipeline's halo covers it plus the consistency layer's).
+    ``predict_t`` runs on a torch tensor on ``torch_device()`` and returns the prediction for the block cropped by
+    ``crop`` grid pixels on each side; ``predict`` is the numpy convenience for whole arrays."""
 
     name: str
 
-    def reach(self, factors: tuple[int, ...], scale: int) -> int: ...
+    def reach(self, factors: tuple[int, ...], scale: int) -> tuple[int, ...]: ...
+
+    def torch_device(self) -> torch.device: ...
+
+    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: int = 0) -> torch.Tensor: ...
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray: ...
 
@@ -40,9 +56,20 @@ class BlockSpec:
     detail: bool = True  # append the detail layer as an extra channel
 
 
+def post_reach(f: int, smooth_iters: int = 2) -> int:
+    """Grid pixels of prediction the consistency layer of a native-f band reads around an output pixel."""
+    return 2 * smooth_iters * f
+
+
+def input_reach(f: int, fill_iters: int = 2, smooth_iters: int = 2, detail: bool = True) -> int:
+    """Grid pixels of raw input the consistency layer (and the detail layer's bicubic reference) read."""
+    return (2 * smooth_iters + fill_iters + (2 if detail else 0)) * f
+
+
+# ---------------------------------------------------------------------------------------------------- numpy
 def smooth_upsample(x: np.ndarray, factors: tuple[int, ...], scale: int, fill_iters: int = 2) -> np.ndarray:
     """Each band bicubic-upsampled from its own native grid (not from the replicated grid): the classical
-    reference every model is compared against."""
+    reference every model is compared against (numpy; the chunk function uses the torch twin)."""
     t, c, h, w = x.shape
     out = np.empty((t, c, h * scale, w * scale), np.float64)
     for i, f in enumerate(factors):
@@ -51,7 +78,8 @@ def smooth_upsample(x: np.ndarray, factors: tuple[int, ...], scale: int, fill_it
     return out
 
 
-def _consistent(y: np.ndarray, x: np.ndarray, factors: tuple[int, ...], spec: BlockSpec) -> np.ndarray:
+def consistent_np(y: np.ndarray, x: np.ndarray, factors: tuple[int, ...], spec: BlockSpec) -> np.ndarray:
+    """The float64 numpy consistency layer (the reference the torch layer is tested against)."""
     out = np.empty(y.shape, np.float64)
     for i, f in enumerate(factors):
         k = f * spec.scale
@@ -67,22 +95,171 @@ def _consistent(y: np.ndarray, x: np.ndarray, factors: tuple[int, ...], spec: Bl
     return out
 
 
+# ---------------------------------------------------------------------------------------------------- torch
+TIMINGS: dict[str, float] = {}  # seconds per part of the chunk function, when timing is on (benchmarks)
+_TIMING = [False]
+
+
+def set_timing(on: bool) -> None:
+    _TIMING[0] = on
+    TIMINGS.clear()
+
+
+class _Timer:
+    def __init__(self, part: str, dev: torch.device) -> None:
+        self.part, self.dev = part, dev
+
+    def __enter__(self) -> None:
+        if _TIMING[0]:
+            if self.dev.type == "cuda":
+                torch.cuda.synchronize(self.dev)
+            self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if _TIMING[0]:
+            if self.dev.type == "cuda":
+                torch.cuda.synchronize(self.dev)
+            TIMINGS[self.part] = TIMINGS.get(self.part, 0.0) + time.perf_counter() - self.t0
+
+
+def to_device(block: np.ndarray, dev: torch.device) -> torch.Tensor:
+    """float32 host array -> device tensor (pinned host memory + non_blocking copy on CUDA)."""
+    t = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
+    if dev.type == "cuda":
+        return t.pin_memory().to(dev, non_blocking=True)
+    return t
+
+
+def _pad_symmetric(x: torch.Tensor, p: int) -> torch.Tensor:
+    """numpy's mode="symmetric" (edge pixel repeated) on the last two axes; p <= the axis lengths."""
+    x = torch.cat([x[..., :p, :].flip(-2), x, x[..., -p:, :].flip(-2)], -2)
+    return torch.cat([x[..., :p].flip(-1), x, x[..., -p:].flip(-1)], -1)
+
+
+def _crop(a: torch.Tensor, m: int) -> torch.Tensor:
+    return a if m == 0 else a[..., m:a.shape[-2] - m, m:a.shape[-1] - m]
+
+
+def _consistent_group(y: torch.Tensor, x: torch.Tensor, f: int, spec: BlockSpec, quantum: tuple[float, float] | None
+                      ) -> torch.Tensor:
+    """One native-factor group. y: prediction over core +- post_reach(f) (fine pixels), x: raw input over core
+    +- (2 * smooth + fill) * f (grid pixels). Returns the consistent (and quantised) core, NaN on nodata."""
+    s = spec.scale
+    k = f * s
+    nat = tops.block_mean(x.double(), f)  # native pixels, float64 (the consistency target)
+    filled, mask = tops.fill_nan(nat, spec.fill_iters)
+    filled, mask = _crop(filled, spec.fill_iters), _crop(mask, spec.fill_iters)
+    yc = tops.project(y, filled, k, spec.smooth_iters)
+    m = 2 * spec.smooth_iters
+    yc, filled, mask = _crop(yc, m * k), _crop(filled, m), _crop(mask, m)
+    if quantum is not None:
+        sf, off = quantum
+        dn = tops.quantize_consistent((yc.double() - off) / sf, torch.round((filled - off) / sf), k)
+        yc = (dn.clamp(0, DN_MAX) * sf + off).float()
+    return yc.masked_fill(tops.replicate(mask, k), float("nan"))
+
+
+def _smooth_group(x: torch.Tensor, f: int, scale: int, fill_iters: int) -> torch.Tensor:
+    """The bicubic reference of one group from raw input x (grid pixels): (T, g, h*s, w*s) float32."""
+    nat = tops.block_mean(x.double(), f).float()
+    filled, _ = tops.fill_nan(nat, fill_iters)
+    return tops.bicubic(filled, f * scale)
+
+
+def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for i, f in enumerate(factors):
+        out.setdefault(int(f), []).append(i)
+    return out
+
+
+def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chunk function on the device: x (T, C, H, W) float32 with ``spec.halo`` context on each side ->
+    (y (T, C[+1], (H-2h)s, (W-2h)s) float32, sums (T, 2, C+1, NSUM) float64)."""
+    s, h, si, fi = spec.scale, spec.halo, spec.smooth_iters, spec.fill_iters
+    least = max(input_reach(f, fi, si, spec.detail) for f in spec.factors)
+    if h < least:  # too little context for the consistency layer: mirror the block (results near edges inexact)
+        x = _pad_symmetric(x, least - h)
+        h = least
+    t, c, hh, ww = x.shape
+    ch, cw = hh - 2 * h, ww - 2 * h
+    dev = x.device
+    pr = {f: post_reach(f, si) for f in set(spec.factors)}
+    margin = max(pr.values())
+    with torch.inference_mode():
+        with _Timer("network", dev):
+            pred = predictor.predict_t(x, spec.factors, s, h - margin)  # core +- margin
+        with _Timer("consistency", dev):
+            y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s), dtype=torch.float32, device=dev)
+            for f, idx in groups(spec.factors).items():
+                yg = _crop(pred[:, idx], (margin - pr[f]) * s)
+                xg = _crop(x[:, idx], h - input_reach(f, fi, si, detail=False))
+                y[:, idx] = _consistent_group(yg, xg, f, spec, spec.quantum)
+            del pred
+        if spec.detail:
+            with _Timer("detail", dev):
+                if getattr(predictor, "name", "") == "bicubic":
+                    y[:, c] = 0.0  # the reference itself: nothing added
+                else:
+                    acc = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
+                    cnt = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
+                    ref_spec = BlockSpec(s, spec.factors, h, fi, si, None, False)
+                    for f, idx in groups(spec.factors).items():
+                        xg = _crop(x[:, idx], h - input_reach(f, fi, si, detail=True))
+                        smooth = _crop(_smooth_group(xg, f, s, fi), (fi + 2) * f * s)
+                        ref = _consistent_group(smooth, _crop(xg, 2 * f), f, ref_spec, None)
+                        d = (y[:, idx] - ref) ** 2
+                        ok = ~torch.isnan(d)
+                        acc += torch.where(ok, d, torch.zeros((), device=dev)).sum(1)
+                        cnt += ok.sum(1)
+                    y[:, c] = torch.sqrt(acc / cnt)  # 0/0 -> NaN where every band is nodata
+        with _Timer("statistics", dev):
+            sums = block_sums_t(_crop(x, h), y[:, :c], spec.factors, s)
+    return y, sums
+
+
+def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], scale: int) -> torch.Tensor:
+    """Torch twin of ``ops.stats.block_sums``: x (T, C, h, w) input core, y (T, C, h*s, w*s) output.
+    Returns (T, 2, C + 1, NSUM) float64: per comparison, per band the sums; row C holds SAM [pixels, angle sum].
+    Computed in strips of rows, so the float64 temporaries stay small."""
+    t, c, h, w = x.shape
+    s = scale
+    out = torch.zeros((t, 2, c + 1, tops.NSUM), dtype=torch.float64, device=x.device)
+    align = int(np.lcm.reduce([int(f) for f in factors]))
+    strip = max(align, (256 // align) * align)
+    for ti in range(t):
+        for r0 in range(0, h, strip):
+            r1 = min(h, r0 + strip)
+            sam_c, sam_p = tops.SamAccumulator(), tops.SamAccumulator()
+            for ci, f in enumerate(factors):
+                xb = x[ti, ci, r0:r1].double()
+                yb = y[ti, ci, r0 * s:r1 * s].double()
+                deg = tops.replicate(tops.block_mean(yb, f * s), f)
+                out[ti, 0, ci] += tops.sums(xb, deg)
+                sam_c.add(xb, deg)
+                yv = yb.reshape(r1 - r0, s, w, s)
+                xv = xb[:, None, :, None]
+                out[ti, 1, ci] += tops.sums(xv, yv)
+                sam_p.add(xv, yv)
+            out[ti, 0, c, :2] += sam_c.result()
+            out[ti, 1, c, :2] += sam_p.result()
+    return out
+
+
+def super_resolve_block_sums(block: np.ndarray, predictor: Predictor, spec: BlockSpec
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """numpy in, numpy out: (T, C, H, W) with ``spec.halo`` context -> (y float32, statistics sums float64)."""
+    dev = predictor.torch_device()
+    with _Timer("to_device", dev):
+        x = to_device(block, dev)
+    y, sums = block_t(x, predictor, spec)
+    with _Timer("to_host", dev):
+        return y.cpu().numpy(), sums.cpu().numpy()
+
+
 def super_resolve_block(block: np.ndarray, predictor: Predictor, spec: BlockSpec) -> np.ndarray:
     """(T, C, H, W) with ``spec.halo`` context on each side -> (T, C[+1], (H-2h)s, (W-2h)s) float32.
 
     Channel C (when ``spec.detail``) is the detail layer: RMS over bands of output minus the consistent
     smooth reference, i.e. what the model added beyond what bicubic interpolation implies."""
-    s, h = spec.scale, spec.halo
-    y = _consistent(predictor.predict(block, spec.factors, s), block, spec.factors, spec)
-    if spec.detail:
-        if getattr(predictor, "name", "") == "bicubic":
-            detail = np.zeros(y.shape[:1] + (1,) + y.shape[2:])
-        else:
-            ref = _consistent(smooth_upsample(block, spec.factors, s, spec.fill_iters), block, spec.factors,
-                              BlockSpec(s, spec.factors, h, spec.fill_iters, spec.smooth_iters, None, False))
-            with np.errstate(invalid="ignore"):
-                detail = np.sqrt(np.nanmean((y - ref) ** 2, axis=1, keepdims=True))
-        y = np.concatenate([y, detail], axis=1)
-    if h:
-        y = y[..., h * s:-h * s, h * s:-h * s]
-    return y.astype(np.float32)
+    return super_resolve_block_sums(block, predictor, spec)[0]

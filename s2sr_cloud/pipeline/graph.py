@@ -10,6 +10,8 @@ reading and writing tasks stay unrestricted.
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 
 import dask
 import dask.array as da
@@ -20,29 +22,63 @@ from affine import Affine
 from ..bands import FACTOR_ATTR
 from ..io.store import DETAIL, DONE, STORE_QUANTUM, SUMS
 from ..model.predictors import BicubicPredictor, TorchPredictor
-from ..ops.block import BlockSpec, super_resolve_block
+from ..ops.block import BlockSpec, super_resolve_block_sums
 from ..errors import ConfigError
 from ..ops.halo import ChunkError, plan_chunks, required_halo
-from ..ops.stats import NSUM, block_sums
+from ..ops.stats import NSUM
 
+# Bytes a worker holds per output pixel of a chunk: 13 float32 channels (12 bands + detail), about four times
+# over at the peak (the prediction canvas, the result, the writer's stacked copy and its uint16 encoding).
+BYTES_PER_OUTPUT_PX = 13 * 4 * 4
+WORKER_BUDGET_GIB = 1.25  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
+
+
+def worker_budget_bytes() -> int:
+    """``S2SR_CHUNK_MEMORY_GIB`` (default 1.25): the memory one chunk's data may take on a worker."""
+    return int(float(os.environ.get("S2SR_CHUNK_MEMORY_GIB", WORKER_BUDGET_GIB)) * 2**30)
 
 
 def default_chunk(scale: int) -> int:
-    """Input pixels per chunk side so that an output block is about 1536 px (a few hundred MB for 12 bands)."""
-    return max(48, 1536 // scale)
+    """Input pixels per chunk side from the per-worker memory budget: the largest square chunk whose output
+    (12 bands + detail, at ``scale``) fits ``worker_budget_bytes``; a multiple of 6 (the 60 m grid)."""
+    out_side = math.sqrt(worker_budget_bytes() / BYTES_PER_OUTPUT_PX)
+    return max(48, int(out_side / scale) // 6 * 6)
 
 
-def _sr_block(block: np.ndarray, predictor: BicubicPredictor | TorchPredictor, spec: BlockSpec) -> np.ndarray:
+def _sr_pair(block: np.ndarray, predictor: BicubicPredictor | TorchPredictor, spec: BlockSpec,
+             threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One SR task: the output block and its statistics sums, (T, 2 * (C + 1) * NSUM, 1, 1)."""
     from ..model.predictors import torch_threads
 
-    torch_threads()
-    return super_resolve_block(block, predictor, spec)
+    torch_threads(threads)
+    y, sums = super_resolve_block_sums(block, predictor, spec)
+    return y, sums.reshape(sums.shape[0], -1, 1, 1)
 
 
-def _sums_block(x: np.ndarray, y: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
-    c = x.shape[1]
-    sums = block_sums(x, y[:, :c], factors, scale)  # (T, 2, C + 1, NSUM)
-    return sums.reshape(sums.shape[0], -1, 1, 1)
+def _first(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return pair[0]
+
+
+def _second(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return pair[1]
+
+
+def _cluster_threads() -> int | None:
+    """Worker threads of the current distributed client, if there is one."""
+    try:
+        from distributed import default_client
+
+        return sum(default_client().nthreads().values()) or None
+    except (ImportError, ValueError):
+        return None
+
+
+def task_threads(n_blocks: int, total_threads: int | None) -> int | None:
+    """Torch threads per SR task when there are fewer chunks than worker threads (e.g. the one-chunk demo):
+    the idle threads' share; None (the default, one per task) otherwise."""
+    if total_threads and n_blocks < total_threads:
+        return max(1, total_threads // n_blocks)
+    return None
 
 
 def disable_fusion_for_resources() -> None:
@@ -61,7 +97,7 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     bands = [v for v in ds.data_vars if ds[v].dims == ("time", "y", "x")]
     factors = tuple(int(ds[b].attrs.get(FACTOR_ATTR, 1)) for b in bands)
     align = int(np.lcm.reduce(factors))
-    spec_halo = required_halo(predictor.reach(factors, scale), factors, 2, 2)
+    spec_halo = required_halo(predictor.reach(factors, scale), factors, 2, 2, detail=True)
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     chunk = chunk or default_chunk(scale)
     try:
@@ -81,13 +117,18 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
                   tuple(c * scale for c in xchunks))
     if gpu:
         disable_fusion_for_resources()
+    threads = None if gpu else task_threads(x.numblocks[0] * len(ychunks) * len(xchunks), _cluster_threads())
+    # one SR task per block returns (output, statistics sums): the sums are made on the device, from the same
+    # values, in the same task; two light tasks pick the parts (as dask's apply_gufunc does for several outputs)
     with dask.annotate(resources={"GPU": 1}) if gpu else contextlib.nullcontext():
-        y = padded.map_blocks(_sr_block, predictor, spec, chunks=out_chunks, dtype=np.float32,
-                              meta=np.empty((0, 0, 0, 0), np.float32), name="s2sr-super-resolve")
+        pair = padded.map_blocks(_sr_pair, predictor, spec, threads, chunks=out_chunks, dtype=np.float32,
+                                 meta=np.empty((0, 0, 0, 0), np.float32), name="s2sr-super-resolve")
+    y = pair.map_blocks(_first, chunks=out_chunks, dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32),
+                        name="s2sr-sr-output")
     nsum = 2 * (len(bands) + 1) * NSUM
-    sums = da.map_blocks(_sums_block, x, y, factors, scale, dtype=np.float64,
-                         chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
-                         meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
+    sums = pair.map_blocks(_second, dtype=np.float64,
+                           chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
+                           meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
 
     res = float(abs(ds.x.values[1] - ds.x.values[0])) if nx > 1 else float(ds.attrs.get("resolution", 1))
     x0 = float(ds.x.values[0]) - res / 2

@@ -1,0 +1,128 @@
+"""Torch twins of the numpy operators in ``resample`` and ``stats``, on (N, C, H, W) tensors on any device.
+
+The chunk function runs on these from input to output, on the predictor's device. Precision: float32 for the
+smooth parts (fill, bicubic back-projection steps); float64 only where a guarantee needs it and the work is one
+pass: footprint means of the exact projection step (consistency <= 1e-5), the integer footprint sums of the uint16
+quantisation (exact), and the statistics sums.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def block_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean over non-overlapping k x k footprints of the last two axes (NaN anywhere -> NaN)."""
+    if k == 1:
+        return x
+    *lead, h, w = x.shape
+    if h % k or w % k:
+        raise ValueError(f"block_mean: shape {tuple(x.shape)} is not divisible by {k}")
+    return x.reshape(*lead, h // k, k, w // k, k).mean(dim=(-3, -1))
+
+
+def block_sum(x: torch.Tensor, k: int) -> torch.Tensor:
+    *lead, h, w = x.shape
+    return x.reshape(*lead, h // k, k, w // k, k).sum(dim=(-3, -1))
+
+
+def replicate(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Nearest-neighbour upsampling by k: the right-inverse of ``block_mean``."""
+    if k == 1:
+        return x
+    *lead, h, w = x.shape
+    return x[..., :, None, :, None].expand(*lead, h, k, w, k).reshape(*lead, h * k, w * k)
+
+
+def bicubic(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Bicubic upsampling by k (pixel-area aligned, a = -0.75), as ``resample.bicubic``; no NaN allowed."""
+    if k == 1:
+        return x
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    up = F.interpolate(x.reshape(-1, 1, h, w), scale_factor=k, mode="bicubic", align_corners=False)
+    return up.reshape(*lead, h * k, w * k)
+
+
+def fill_nan(x: torch.Tensor, iters: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """As ``resample.fill_nan``: NaN filled from valid 3x3 neighbours ``iters`` times, the rest 0.
+    Returns (filled, nan_mask). No host synchronisation on the path where nothing is NaN."""
+    mask = torch.isnan(x)
+    out = x
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    for _ in range(iters):
+        m = torch.isnan(out)
+        v = torch.where(m, torch.zeros((), dtype=x.dtype, device=x.device), out).reshape(-1, 1, h, w)
+        ok = (~m).to(x.dtype).reshape(-1, 1, h, w)
+        s = F.avg_pool2d(v, 3, 1, 1, count_include_pad=True) * 9
+        n = F.avg_pool2d(ok, 3, 1, 1, count_include_pad=True) * 9
+        n = torch.round(n).reshape(*lead, h, w)
+        out = torch.where(m & (n > 0), s.reshape(*lead, h, w) / n.clamp(min=1), out)
+    return torch.nan_to_num(out, nan=0.0), mask
+
+
+def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = 2) -> torch.Tensor:
+    """``resample.project`` on tensors: smooth back-projection steps in y's dtype (float32), then the exact step
+    with footprint means in float64, so block_mean(result, k) == x to float32 rounding of each pixel.
+    ``x`` (float64 or float32, no NaN) is k times coarser than ``y``."""
+    xs = x.to(y.dtype)
+    for _ in range(smooth_iters):
+        y = y + bicubic(xs - block_mean(y, k), k)
+    r = x.double() - block_mean(y.double(), k)
+    return (y.double() + replicate(r, k)).to(y.dtype)
+
+
+def quantize_consistent(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+    """``resample.quantize_consistent`` on tensors: integer ``y`` whose every k x k footprint sums to k*k*x
+    (x integer valued). y: (..., H, W) float64 DN; returns float64 integers."""
+    *lead, H, W = y.shape
+    h, w = H // k, W // k
+    blocks = y.reshape(*lead, h, k, w, k).transpose(-3, -2).reshape(*lead, h, w, k * k)
+    q = torch.floor(blocks)
+    frac = (blocks - q).float()
+    deficit = torch.round(x * (k * k) - q.sum(-1)).clamp(0, k * k)
+    order = torch.argsort(-frac, dim=-1, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(-1, order, torch.arange(k * k, device=y.device).expand_as(order))
+    q = q + (ranks < deficit[..., None]).to(q.dtype)
+    return q.reshape(*lead, h, w, k, k).transpose(-3, -2).reshape(*lead, H, W)
+
+
+NSUM = 8  # n, sx, sy, sxx, syy, sxy, sabs, ssd (as ops.stats.SUMS)
+
+
+def sums(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """ops.stats._sums for (..., H, W) x and y of one band (broadcastable), float64, NaN pairs excluded."""
+    x, y = torch.broadcast_tensors(x.double(), y.double())
+    ok = ~(torch.isnan(x) | torch.isnan(y))
+    zero = torch.zeros((), dtype=torch.float64, device=x.device)
+    xv, yv = torch.where(ok, x, zero), torch.where(ok, y, zero)
+    d = yv - xv
+    return torch.stack([ok.sum().double(), xv.sum(), yv.sum(), (xv * xv).sum(), (yv * yv).sum(), (xv * yv).sum(),
+                        d.abs().sum(), (d * d).sum()])
+
+
+class SamAccumulator:
+    """Per-pixel spectral-angle terms accumulated band by band (float64): x.y, |x|^2, |y|^2 and validity."""
+
+    def __init__(self) -> None:
+        self.num = self.xx = self.yy = self.ok = None
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        x, y = torch.broadcast_tensors(x.double(), y.double())
+        ok = ~(torch.isnan(x) | torch.isnan(y))
+        if self.num is None:
+            self.num, self.xx, self.yy, self.ok = x * y, x * x, y * y, ok
+        else:
+            self.num += x * y
+            self.xx += x * x
+            self.yy += y * y
+            self.ok &= ok
+
+    def result(self) -> torch.Tensor:
+        """[pixels, sum of angles in degrees] over pixels valid in every band with non-zero norms."""
+        den = torch.sqrt(self.xx * self.yy)
+        good = self.ok & (den > 0)
+        cos = torch.where(good, self.num / torch.where(good, den, torch.ones_like(den)), torch.ones_like(den))
+        ang = torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+        return torch.stack([good.sum().double(), torch.where(good, ang, torch.zeros_like(ang)).sum()])
