@@ -42,14 +42,16 @@ class BicubicPredictor:
     def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: int = 0) -> torch.Tensor:
         """Torch path: (T, C, H, W) on the device -> the upsampling of x[..., crop:-crop, crop:-crop]; band b is
         exact wherever it lies ``reach[b]`` grid pixels inside x."""
+        # float64: the uint16 store's rounding is discontinuous, and float32 last-bit differences between a whole
+        # and a chunked run flipped 1-DN roundings of near-tied pixels (measured: tests/test_pipeline.py)
         t, c, h, w = x.shape
         oh, ow = (h - 2 * crop) * scale, (w - 2 * crop) * scale
-        out = x.new_empty(t, c, oh, ow)
+        out = x.new_empty(t, c, oh, ow, dtype=torch.float64)
         for f, idx in groups(factors).items():
             r = (2 + self.fill_iters) * f
             a = max(0, crop - r)
             a -= a % f
-            nat = tops.block_mean(x[:, idx, a:h - a, a:w - a].double(), f).to(x.dtype)
+            nat = tops.block_mean(x[:, idx, a:h - a, a:w - a].double(), f)
             filled, _ = tops.fill_nan(nat, self.fill_iters)
             off = (crop - a) * scale
             out[:, idx] = tops.bicubic(filled, f * scale)[..., off:off + oh, off:off + ow]

@@ -1,0 +1,450 @@
+"""Throughput benchmark of the whole pipeline (issue 12). Ratios measured within one run; readable lines, then
+as the LAST line one JSON object.
+
+    python benchmarks/run.py --quick                 # CPU, <= 10 min on 2 cores, real data from ../shared/data
+    python benchmarks/run.py                         # + whole decimated tile at default chunking
+    python benchmarks/run.py --quick --data sample --device cuda   # what benchmarks/gpu.sh runs
+
+Data: ``tile`` is the whole decimated L2A tile S2A_29RKH_20200219 from ../shared/data (1098 x 1098 at 100 m,
+all 12 bands as COGs), served as a STAC item by a real rustac STAC API, its COGs over a loopback HTTP range
+server that counts the bytes it sends; ``sample`` is the embedded 240 x 240 crop of the same tile
+(s2sr_cloud/sample, needs nothing outside the repository).
+
+Keys: see issue 12. Written to work on the code before this change too (for the "before" column of RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+import s2sr_cloud  # noqa: E402
+from s2sr_cloud.catalog.server import SAMPLE_DIR, serve_items  # noqa: E402
+from s2sr_cloud.model import nets  # noqa: E402
+from s2sr_cloud.model import predictors as P  # noqa: E402
+from s2sr_cloud.ops import block as B  # noqa: E402
+from s2sr_cloud.ops.halo import plan_chunks, required_halo  # noqa: E402
+from s2sr_cloud.pipeline import graph  # noqa: E402
+
+SHARED = Path(os.environ.get("S2SR_SHARED", ROOT.parent / "shared")) / "data"
+TILE = SHARED / "s2a_29rkh_20200219_l2a_decimated"
+BANDS = nets.S2_BANDS
+ASSETS = {"coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
+          "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "swir16": "B11", "swir22": "B12"}
+NEW = hasattr(B, "super_resolve_block_sums")  # this change (torch chunk function) or the code before it
+
+
+def say(*a: object) -> None:
+    print(*a, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ data + servers
+class _Counter:
+    bytes = 0
+    lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def range_server(folder: Path):
+    """Static files with HTTP Range (what GDAL's /vsicurl needs) on loopback; counts the body bytes it sends."""
+
+    class H(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(folder), **k)
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            path = folder / self.path.lstrip("/").split("?")[0]
+            if not path.is_file():
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            rng = self.headers.get("Range")
+            start, end = 0, len(data) - 1
+            if rng and rng.startswith("bytes="):
+                a, _, b = rng[6:].partition("-")
+                start, end = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            else:
+                self.send_response(200)
+            body = data[start:end + 1]
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            with _Counter.lock:
+                _Counter.bytes += len(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def tile_items(folder: Path, base_href: str, item_json: Path | None = None) -> list[dict]:
+    """The tile's real earth-search v1 item, hrefs and proj:shape/proj:transform rewritten for the local COGs."""
+    import rasterio
+    from rasterio.warp import transform_geom
+
+    if item_json is None:
+        item_json = folder / "S2A_29RKH_20200219_0_L2A.json"
+    item = json.loads(item_json.read_text())
+    assets = {}
+    geom = None
+    for key, name in ASSETS.items():
+        with rasterio.open(folder / f"{name}.tif") as src:
+            a = dict(item["assets"][key])
+            a["href"] = f"{base_href}/{name}.tif"
+            a["proj:shape"] = [src.height, src.width]
+            a["proj:transform"] = list(src.transform)[:6]
+            a["gsd"] = float(src.transform.a)
+            a["raster:bands"] = [dict(rb, spatial_resolution=float(src.transform.a)) for rb in a.get("raster:bands", [])]
+            assets[key] = a
+            if geom is None:
+                b = src.bounds
+                poly = {"type": "Polygon", "coordinates": [[(b.left, b.bottom), (b.right, b.bottom), (b.right, b.top),
+                                                            (b.left, b.top), (b.left, b.bottom)]]}
+                geom = transform_geom(src.crs, "EPSG:4326", poly)
+    ring = np.array(geom["coordinates"][0])
+    item["assets"] = assets
+    item["geometry"] = {"type": "Polygon", "coordinates": [ring.tolist()]}
+    item["bbox"] = [ring[:, 0].min(), ring[:, 1].min(), ring[:, 0].max(), ring[:, 1].max()]
+    item["links"] = []
+    return [item]
+
+
+def window_geometry(folder: Path, row0: int, col0: int, rows: int, cols: int) -> dict:
+    """lon/lat polygon of a window of the 10 m-band grid (in grid pixels), shrunk 10 m so the grid snaps to it."""
+    import rasterio
+    from rasterio.warp import transform_geom
+
+    with rasterio.open(folder / "B02.tif") as src:
+        t = src.transform
+        x0, y0 = t.c + col0 * t.a + 10, t.f + row0 * t.e - 10
+        x1, y1 = t.c + (col0 + cols) * t.a - 10, t.f + (row0 + rows) * t.e + 10
+        poly = {"type": "Polygon", "coordinates": [[(x0, y1), (x1, y1), (x1, y0), (x0, y0), (x0, y1)]]}
+        return transform_geom(src.crs, "EPSG:4326", poly)
+
+
+def needed_tile_bytes(folder: Path, row0: int, col0: int, rows: int, cols: int) -> int:
+    """Compressed bytes of the full-resolution COG tiles that intersect the window (every band)."""
+    import rasterio
+
+    total = 0
+    for name in ASSETS.values():
+        with rasterio.open(folder / f"{name}.tif") as src:
+            f = max(1, round(src.transform.a / 100.0))  # decimated: 10/20/60 m bands at 100/200/600 m
+            bh, bw = src.block_shapes[0]
+            r0, r1 = row0 // f, -(-(row0 + rows) // f)
+            c0, c1 = col0 // f, -(-(col0 + cols) // f)
+            for by in range(r0 // bh, (r1 - 1) // bh + 1):
+                for bx in range(c0 // bw, (c1 - 1) // bw + 1):
+                    total += int(src.get_tag_item(f"BLOCK_SIZE_{bx}_{by}", "TIFF", bidx=1) or 0)
+    return total
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+def rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _worker_rss() -> float:
+    import resource as r
+
+    return r.getrusage(r.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+@contextlib.contextmanager
+def cluster(n: int, gpu: bool = False):
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    kw = {"resources": {"GPU": 1}} if gpu else {}
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.CRITICAL, **kw) as c, Client(c) as client:
+        yield client
+
+
+def end_to_end(catalog: str, geometry: dict | None, scale: int, model: str, ensemble: int | None, workers: int,
+               chunk: int | None = None, gpu: bool = False) -> dict:
+    """STAC search -> COG read -> SR -> statistics -> Zarr write, on a fresh LocalCluster of ``workers``
+    single-threaded processes. Returns seconds, output pixels and the workers' peak RSS."""
+    out = Path(tempfile.mkdtemp(prefix="s2sr-bench-")) / "out.zarr"
+    with cluster(workers, gpu) as client:
+        t0 = time.perf_counter()
+        items = s2sr_cloud.search(catalog)
+        ds = s2sr_cloud.load(items, geometry=geometry, chunk=chunk or graph.default_chunk(scale))
+        sr = s2sr_cloud.super_resolve(ds, scale, model, chunk=chunk, ensemble=ensemble)
+        s2sr_cloud.write(sr, str(out), client=client)
+        seconds = time.perf_counter() - t0
+        rss = max(client.run(_worker_rss).values())
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return {"seconds": seconds, "out_px": int(ds.sizes["y"] * ds.sizes["x"] * scale * scale), "rss_gib": rss,
+            "shape": (int(ds.sizes["y"]), int(ds.sizes["x"])), "chunks": int(np.prod(sr["chunk_sums"].shape[2:]))}
+
+
+def load_array(catalog: str, geometry: dict | None) -> np.ndarray:
+    items = s2sr_cloud.search(catalog)
+    ds = s2sr_cloud.load(items, geometry=geometry)
+    return np.stack([ds[b].values for b in BANDS], axis=1).astype(np.float32)  # (T, 12, H, W)
+
+
+def bare_forward(x: np.ndarray, scale: int, ensemble: int | None, threads: int, device: str) -> float:
+    """The network alone on the area in memory (no halo, no tiling, no post-processing), best of 1."""
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    net = P.cached_model("s2sr-v1", dev)
+    xt = torch.from_numpy(np.nan_to_num(x)).to(dev)
+    with torch.inference_mode():
+        net(xt[..., :48, :48], scale, ensemble)  # warm-up (kernels, allocator)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        net(xt, scale, ensemble)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+
+def chunk_parts(x: np.ndarray, scale: int, ensemble: int | None, device: str) -> dict:
+    """One block through the chunk function with its halo (reflect-padded), one thread: network vs the rest."""
+    torch.set_num_threads(1)
+    p = P.TorchPredictor("s2sr-v1", ensemble=ensemble, device=device)
+    f = nets.S2_FACTORS
+    h = required_halo(p.reach(f, scale), f, 2, 2)
+    xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
+    spec = B.BlockSpec(scale, f, h, quantum=(1e-4, -0.1))
+    B.super_resolve_block(xp[..., :h * 2 + 48, :h * 2 + 48], p, spec)  # load + warm-up
+    if NEW:
+        B.set_timing(True)
+        t0 = time.perf_counter()
+        B.super_resolve_block_sums(xp, p, spec)
+        total = time.perf_counter() - t0
+        net = B.TIMINGS["network"]
+        parts = dict(B.TIMINGS)
+        B.set_timing(False)
+    else:  # before: the network is TorchPredictor.predict; statistics were a second task (block_sums)
+        from s2sr_cloud.ops.stats import block_sums
+
+        spent = [0.0]
+        orig = P.TorchPredictor.predict
+
+        def timed(self, *a, **k):
+            t = time.perf_counter()
+            r = orig(self, *a, **k)
+            spent[0] += time.perf_counter() - t
+            return r
+
+        P.TorchPredictor.predict = timed
+        try:
+            t0 = time.perf_counter()
+            y = B.super_resolve_block(xp, p, spec)
+            block_sums(x, y[:, :12], f, scale)
+            total = time.perf_counter() - t0
+        finally:
+            P.TorchPredictor.predict = orig
+        net = spent[0]
+        parts = {"network": net}
+    return {"total": total, "network": net, "post_fraction": 1 - net / total, "halo": h,
+            "out_px": x.shape[-2] * x.shape[-1] * scale * scale, "parts": parts}
+
+
+def halo_overhead(scale: int, n: int = 10980) -> float:
+    """Band-pixels pushed through the networks / band-pixels kept, at default chunking on a whole-tile grid,
+    counting every level of tiling (S2SRNet: the 12-band band-SR network plus the 20 m sharpening network,
+    counted by its 6 output bands)."""
+    p = P.TorchPredictor("s2sr-v1")
+    f = nets.S2_FACTORS
+    h = required_halo(p.reach(f, scale), f, 2, 2)
+    chunks = plan_chunks(n - n % 6, graph.default_chunk(scale), 6, h)
+    fed = kept = 0.0
+    for cy in chunks:
+        for cx in chunks:
+            kept += 18 * cy * cx
+            if NEW:
+                net = P._arch_instance("s2sr-v1")
+                m = max(B.post_reach(ff) for ff in f)
+                crop = h - m
+                rs = net.sr.reach()
+                a = nets._start(crop, rs)
+                win = (cy + 2 * (h - a)) * (cx + 2 * (h - a))
+                fed += 12 * win  # every group's band-SR window starts at the same a
+                b = nets._start(a, nets.project_reach(2) + net.sharpen20.reach())
+                fed += 6 * (cy + 2 * (h - b)) * (cx + 2 * (h - b))
+            else:  # one block (core + 2 halo), cut into 480-pixel tiles with the receptive field around each
+                rf = 60
+                for ty in plan_tiles(cy + 2 * h, 480):
+                    for tx in plan_tiles(cx + 2 * h, 480):
+                        fed += 18 * (ty + 2 * rf) * (tx + 2 * rf)
+    return fed / kept
+
+
+def plan_tiles(n: int, size: int) -> list[int]:
+    return [min(size, n - i) for i in range(0, n, size)]
+
+
+def flops_per_output_px(scale: int, ensemble: int | None, device: str) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = P.cached_model("s2sr-v1", torch.device(device))
+    x = torch.rand(1, 12, 96, 96, device=device) * 0.3
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        net(x, scale, ensemble)
+    return fc.get_total_flops() / (96 * 96 * scale * scale)
+
+
+def subprocess_json(code: str) -> dict:
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    if r.returncode:
+        raise RuntimeError(r.stderr[-2000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------------ main
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--data", choices=("tile", "sample"), default="tile")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    dev = args.device
+    gpu = dev.startswith("cuda")
+    if args.data == "tile" and not TILE.exists():
+        sys.exit(f"{TILE} not found: use --data sample")
+    res: dict = {"code": "after (torch chunk function)" if NEW else "before", "device": dev,
+                 "torch": torch.__version__, "cores": os.cpu_count(), "quick": args.quick, "data": args.data}
+    if gpu:
+        res["gpu"] = torch.cuda.get_device_name(0)
+    say(f"s2sr-cloud throughput benchmark ({res['code']}), device {dev}, {os.cpu_count()} cores, data {args.data}")
+    ens_cheap = 1  # the cheap setting for the parts that only need a fixed model (RSS, per-part times)
+    folder = TILE if args.data == "tile" else SAMPLE_DIR
+    n = 240  # quick area side, grid pixels (the sample's size)
+    row0, col0 = (60, 840) if args.data == "tile" else (0, 0)  # the window the sample was cut from
+    with contextlib.ExitStack() as stack:
+        if args.data == "tile":
+            base = stack.enter_context(range_server(folder))
+            items = tile_items(folder, base)
+            catalog = stack.enter_context(serve_items(items))
+            geom = window_geometry(folder, row0, col0, n, n)
+        else:
+            from s2sr_cloud.catalog.server import sample_items
+
+            base = stack.enter_context(range_server(folder))
+            items = sample_items()
+            for it in items:
+                for a in it["assets"].values():
+                    a["href"] = f"{base}/{Path(a['href'].removeprefix('file://')).name}"
+            catalog = stack.enter_context(serve_items(items))
+            geom = None
+
+        # 1. pipeline efficiency: end to end vs the bare network, default model and settings, same threads
+        x = load_array(catalog, geom)
+        say(f"area: {x.shape[-2]} x {x.shape[-1]} input px (12 bands), x4 -> {x.shape[-2] * 4} x {x.shape[-1] * 4}")
+        workers = 1 if gpu else args.workers
+        t_bare = bare_forward(x, 4, None, workers, dev)
+        _Counter.bytes = 0
+        e2e = end_to_end(catalog, geom, 4, "default", None, workers, gpu=gpu)
+        read = _Counter.bytes
+        res["pipeline_efficiency"] = t_bare / e2e["seconds"]
+        say(f"bare network forward (default ensemble, {workers} thread(s), in memory): {t_bare:.1f} s")
+        say(f"end to end (search, COG read, SR, statistics, Zarr write; {workers} worker(s), {e2e['chunks']} "
+            f"chunk(s)): {e2e['seconds']:.1f} s -> pipeline_efficiency {res['pipeline_efficiency']:.2f}")
+        res["e2e_seconds_x4"] = e2e["seconds"]
+        res["bare_seconds_x4"] = t_bare
+        need = needed_tile_bytes(folder, row0, col0, x.shape[-2], x.shape[-1])
+        res["io_ratio"] = read / need if need else None
+        say(f"COG bytes read {read / 1e6:.2f} MB / compressed bytes of the tiles the area needs {need / 1e6:.2f} MB"
+            f" -> io_ratio {res['io_ratio']:.2f}")
+        core_s = e2e["seconds"] * (1 if gpu else workers)
+        res["tile_core_hours_x4"] = 10980**2 * 16 / (e2e["out_px"] / core_s) / 3600
+        say(f"projected {'GPU' if gpu else 'core'}-hours for a 10980 x 10980 tile at x4 (this area's end-to-end rate,"
+            f" default ensemble): {res['tile_core_hours_x4']:.1f}")
+
+        # 2. the chunk function, one thread: share of time outside the network, throughput per core
+        for scale, side in ((4, 240), (10, 120)):
+            cp = chunk_parts(x[..., :side, :side], scale, ens_cheap, dev)
+            res[f"mpx_per_core_s_x{scale}"] = cp["out_px"] / 1e6 / cp["total"]
+            res[f"post_fraction_x{scale}"] = cp["post_fraction"]
+            say(f"chunk function x{scale}, {side} px core + halo {cp['halo']}, --ensemble 1, 1 thread: "
+                f"{cp['total']:.1f} s, network {cp['network']:.1f} s, post_fraction {cp['post_fraction']:.3f}, "
+                f"{res[f'mpx_per_core_s_x{scale}']:.4f} output Mpx (12 bands) per core-second; parts "
+                + ", ".join(f"{k} {v:.2f}" for k, v in cp["parts"].items()))
+        res["post_fraction"] = res["post_fraction_x4"]
+
+        # 3. halo overhead at default chunking on a whole-tile grid (arithmetic of the code's own plan)
+        for scale in (4, 10):
+            res[f"halo_overhead_x{scale}"] = halo_overhead(scale)
+            say(f"halo overhead x{scale}: default chunk {graph.default_chunk(scale)} px, whole 10980 px tile: "
+                f"{res[f'halo_overhead_x{scale}']:.3f}")
+
+        # 4. memory: peak worker RSS (x4 area above; x10 on one worker), and 16x the area
+        e10 = end_to_end(catalog, geom, 10, "default", ens_cheap, 1, gpu=gpu)
+        res["peak_rss_gib"] = max(e2e["rss_gib"], e10["rss_gib"])
+        say(f"peak worker RSS: x4 {e2e['rss_gib']:.2f} GiB ({e2e['chunks']} chunk(s)), x10 --ensemble 1 "
+            f"{e10['rss_gib']:.2f} GiB ({e10['chunks']} chunk(s))")
+        if not args.quick and args.data == "tile":
+            big = end_to_end(catalog, None, 4, "default", ens_cheap, args.workers)
+            res["peak_rss_gib_whole_tile"] = big["rss_gib"]
+            res["whole_tile_seconds_ens1_x4"] = big["seconds"]
+            say(f"whole decimated tile x4 --ensemble 1 default chunking: {big['seconds']:.0f} s, peak worker RSS "
+                f"{big['rss_gib']:.2f} GiB, {big['chunks']} chunks")
+            res["peak_rss_gib"] = max(res["peak_rss_gib"], big["rss_gib"])
+        small = 120
+        g1 = window_geometry(folder, row0, col0, small, small) if args.data == "tile" else None
+        g16 = window_geometry(folder, row0, col0, small * 4, small * 4) if args.data == "tile" else None
+        if g1 is not None:
+            r1 = end_to_end(catalog, g1, 4, "bicubic", None, 1, chunk=small)
+            r16 = end_to_end(catalog, g16, 4, "bicubic", None, 1, chunk=small)
+            res["rss_ratio_16x"] = r16["rss_gib"] / r1["rss_gib"]
+            say(f"bicubic, chunk {small}: peak worker RSS {r1['rss_gib']:.2f} GiB for {r1['shape']} "
+                f"({r1['chunks']} chunk), {r16['rss_gib']:.2f} GiB for {r16['shape']} ({r16['chunks']} chunks) -> "
+                f"rss_ratio_16x {res['rss_ratio_16x']:.2f}")
+            # 5. scaling with workers (same job, 16 chunks)
+            if not gpu:
+                two = end_to_end(catalog, g16, 4, "bicubic", None, 2, chunk=small)
+                res["speedup_2_workers"] = r16["seconds"] / two["seconds"]
+                say(f"bicubic, 16 chunks: 1 worker {r16['seconds']:.1f} s, 2 workers {two['seconds']:.1f} s -> "
+                    f"speedup_2_workers {res['speedup_2_workers']:.2f}")
+        # 6. model FLOPs
+        res["flops_per_output_px_x4"] = flops_per_output_px(4, None, dev)
+        say(f"s2sr-v1 FLOPs per output pixel at x4, default ensemble (convolutions/matmuls counted by torch): "
+            f"{res['flops_per_output_px_x4']:.3g}")
+        if gpu:
+            res["gpu_out_mpx_per_s_x4"] = e2e["out_px"] / 1e6 / e2e["seconds"]
+    keys = ["pipeline_efficiency", "post_fraction", "halo_overhead_x4", "halo_overhead_x10", "peak_rss_gib",
+            "rss_ratio_16x", "speedup_2_workers", "io_ratio", "mpx_per_core_s_x4", "mpx_per_core_s_x10",
+            "flops_per_output_px_x4", "tile_core_hours_x4"]
+    out = {k: (round(res[k], 4) if isinstance(res.get(k), float) else res.get(k)) for k in keys}
+    out.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items() if k not in out})
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
