@@ -1,0 +1,470 @@
+"""Never lose, mix or silently corrupt data. Each test here reproduces a way the tool used to destroy or corrupt a
+user's data (issue 8) and asserts the new behaviour: the exit code, the one-line message, and that nothing was
+written or deleted. Real runs against the embedded sample served by rustac, real moto S3, real processes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from s2sr_cloud.catalog.server import sample_items, serve_items
+from s2sr_cloud.cli import main
+from s2sr_cloud.errors import OutputError
+from s2sr_cloud.io import store
+from s2sr_cloud.io.lease import Lease
+from s2sr_cloud.pipeline.verify import verify_store
+
+from .conftest import make_bucket
+
+QUICK = ["--model", "bicubic", "--bands", "B02,B03,B04", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    from s2sr_cloud.pipeline.cluster import dask_client
+
+    with dask_client(n_workers=2) as client:
+        yield client.scheduler.address
+
+
+def s2sr(capsys, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(["run", *args] if args and args[0] not in ("verify",) else list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+# ---- ownership of paths ---------------------------------------------------------------------------------------
+def test_foreign_folder_is_refused_and_kept(tmp_path, capsys):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("precious")
+    for extra in ([], ["--overwrite"]):
+        rc, _, err = s2sr(capsys, *QUICK, "--out", str(victim), *extra)
+        assert rc == 7
+        assert "holds a folder with 1 entry (thesis.txt) not made by s2sr-cloud" in _one_line(err)
+        assert (victim / "thesis.txt").read_text() == "precious" and len(list(victim.iterdir())) == 1
+
+
+def test_working_directory_and_files_are_refused(tmp_path, capsys, monkeypatch):
+    (tmp_path / "keep.txt").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = s2sr(capsys, *QUICK, "--out", ".", "--overwrite")
+    assert rc == 7 and "not made by s2sr-cloud" in _one_line(err)
+    rc, _, err = s2sr(capsys, *QUICK, "--out", "keep.txt", "--overwrite")
+    assert rc == 7 and "holds a file" in _one_line(err)
+    assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
+    rc, _, err = s2sr(capsys, *QUICK, "--out", "keep.txt/x.zarr")
+    assert rc == 7 and "is a file, not a folder" in _one_line(err)
+
+
+def test_s3_prefix_with_other_data_is_refused_and_kept(s3_env, capsys):
+    import s3fs
+
+    make_bucket(s3_env, "team2")
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": s3_env})
+    fs.pipe("team2/data/dataset/part-0.parquet", b"PAR1")
+    for extra in ([], ["--overwrite"]):
+        rc, _, err = s2sr(capsys, *QUICK, "--out", "s3://team2/data", *extra)
+        assert rc == 7 and "(dataset) not made by s2sr-cloud" in _one_line(err)
+    assert fs.cat("team2/data/dataset/part-0.parquet") == b"PAR1"
+    rc, _, err = s2sr(capsys, *QUICK, "--out", "s3://no-such-bucket-x/x.zarr")
+    assert rc == 7 and "bucket no-such-bucket-x does not exist" in _one_line(err)
+
+
+@pytest.mark.parametrize("out,message", [("s3://", "name a bucket and key"), ("s3://bucket", "bucket root"),
+                                         ("http://example.com/x.zarr", "cannot write over HTTP")])
+def test_unusable_output_urls(capsys, out, message):
+    rc, _, err = s2sr(capsys, *QUICK, "--out", out)
+    assert rc == 2 and message in _one_line(err)
+
+
+# ---- overwrite: build beside, then swap -------------------------------------------------------------------------
+def test_overwrite_keeps_the_old_store_until_the_new_one_is_complete(tmp_path, capsys, scheduler):
+    out = tmp_path / "o.zarr"
+    rc, _, err = s2sr(capsys, *QUICK, "--out", str(out), "--chunk", "120", "--scheduler", scheduler)
+    assert rc == 0, err
+    before = store.open_output(str(out))["B02"].values
+    # an invalid model/scale combination is refused before anything is touched (exit 8, not 7)
+    rc, _, err = s2sr(capsys, "--scale", "5", "--bands", "B02,B03,B04", "--model", "tiny-test", "--out",
+                      str(out), "--overwrite", "--no-progress")
+    assert rc == 8 and "supports --scale" in _one_line(err)
+    rc, _, err = s2sr(capsys, "--scale", "3", "--out", str(out), "--overwrite", "--no-progress")
+    assert rc == 8, err
+    assert np.array_equal(store.open_output(str(out))["B02"].values, before, equal_nan=True)
+    # a real replacement: x2 instead of x4, swapped in only when complete
+    rc, out_text, err = s2sr(capsys, *QUICK, "--out", str(out), "--chunk", "120", "--scale", "2", "--overwrite",
+                             "--scheduler", scheduler)
+    assert rc == 0, err
+    assert "(replace)" in out_text
+    assert store.open_output(str(out)).attrs["scale"] == 2
+    assert not Path(str(out) + ".s2sr-new").exists() and not Path(str(out) + ".s2sr-old").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_during_overwrite_leaves_the_previous_store_complete(tmp_path):
+    out = tmp_path / "o.zarr"
+    job = [sys.executable, "-m", "s2sr_cloud.cli", "run", *QUICK, "--out", str(out), "--chunk", "60"]
+    assert subprocess.run(job, capture_output=True, timeout=300).returncode == 0
+    before = _tree(out)
+    proc = subprocess.Popen([*job, "--scale", "2", "--overwrite"], stderr=subprocess.PIPE, text=True)
+    staging = Path(str(out) + ".s2sr-new")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if np.asarray(zarr.open_group(str(staging), mode="r")["chunk_done"][...]).sum() >= 1:
+                break
+        except Exception:  # noqa: BLE001 - not created yet
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM; the lease is released" in err
+    assert _tree(out) == before  # byte for byte: the complete previous product is untouched
+    assert store.open_output(str(out)).attrs["scale"] == 4
+    assert not Path(str(out) + ".lock").exists()  # released: a re-run starts at once
+
+
+# ---- resume keyed on content ------------------------------------------------------------------------------------
+def test_resume_refuses_when_the_search_returns_other_scenes(tmp_path, capsys, scheduler):
+    items = sample_items()
+    later = json.loads(json.dumps(items[0]))
+    later["id"] = later["id"] + "-REPROCESSED"
+    later["properties"]["datetime"] = "2020-02-20T11:21:09Z"
+    out = tmp_path / "o.zarr"
+    with serve_items(items) as url:
+        rc, _, err = s2sr(capsys, *QUICK, "--catalog", url, "--out", str(out), "--chunk", "120",
+                          "--scheduler", scheduler)
+        assert rc == 0, err
+        rc, _, err = s2sr(capsys, *QUICK, "--catalog", url, "--out", str(out), "--chunk", "120", "--limit", "5",
+                          "--scheduler", scheduler)
+        assert rc == 7 and "limit" in _one_line(err)
+    before = _tree(out)
+    with serve_items([*items, later]) as url:
+        rc, _, err = s2sr(capsys, *QUICK, "--catalog", url, "--out", str(out), "--chunk", "120",
+                          "--scheduler", scheduler)
+    assert rc == 7
+    assert "the scenes: 1 new" in _one_line(err) and "-REPROCESSED" in err
+    updated = json.loads(json.dumps(items[0]))
+    updated["properties"]["updated"] = "2030-01-01T00:00:00Z"
+    with serve_items([updated]) as url:
+        rc, _, err = s2sr(capsys, *QUICK, "--catalog", url, "--out", str(out), "--chunk", "120",
+                          "--scheduler", scheduler)
+    assert rc == 7 and "1 updated" in _one_line(err)
+    assert _tree(out) == before
+
+
+# ---- integrity ----------------------------------------------------------------------------------------------------
+def test_fill_value_is_the_cf_fill_value(tmp_path, capsys, scheduler):
+    out = tmp_path / "o.zarr"
+    assert s2sr(capsys, *QUICK, "--out", str(out), "--chunk", "120", "--scheduler", scheduler)[0] == 0
+    meta = json.loads((out / "B02" / "zarr.json").read_text())
+    assert meta["fill_value"] == 65535 == meta["attributes"]["_FillValue"]
+    assert [c["name"] for c in meta["codecs"]][-1] == "crc32c"
+    (out / "B02" / "c" / "0" / "0" / "1").unlink()  # a deleted chunk reads as missing data, not as -0.1
+    import xarray as xr
+
+    b02 = xr.open_zarr(str(out), consolidated=False)["B02"].isel(time=0).values
+    assert np.isnan(b02[:480, 480:]).all() and np.isfinite(b02[:480, :480]).all()
+
+
+def test_verify_names_corrupted_chunks_and_repair_recomputes_exactly_those(tmp_path, capsys, scheduler):
+    out = tmp_path / "o.zarr"
+    job = [*QUICK, "--out", str(out), "--chunk", "60", "--scheduler", scheduler]
+    assert s2sr(capsys, *job)[0] == 0
+    reference = store.open_output(str(out)).load()
+    assert verify_store(str(out)).ok
+    # 1) 64 flipped bytes, 2) a deleted chunk, 3) a chunk copied over another
+    p = out / "B03" / "c" / "0" / "1" / "2"
+    raw = bytearray(p.read_bytes())
+    for k in range(64):
+        raw[len(raw) // 3 + k] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    (out / "B04" / "c" / "0" / "3" / "3").unlink()
+    shutil.copy(out / "B02" / "c" / "0" / "0" / "0", out / "B02" / "c" / "0" / "2" / "1")
+    rc, text, _ = s2sr(capsys, "verify", str(out), "--sample", "0")
+    assert rc == 9
+    assert "16 chunk(s) read, 3 bad" in text
+    assert "(time 0, chunk_y 1, chunk_x 2): B03: checksum mismatch" in text
+    assert "(time 0, chunk_y 3, chunk_x 3): B04: chunk object missing" in text
+    assert "(time 0, chunk_y 2, chunk_x 1): content differs" in text
+    assert s2sr(capsys, "verify", str(out), "--repair", "--sample", "0")[0] == 9
+    with pytest.raises(OutputError, match="incomplete"):
+        store.open_output(str(out))
+    rc, text, err = s2sr(capsys, *job)
+    assert rc == 0, err
+    assert "chunks:   3 computed, 13 already done, 16 in all" in text
+    assert verify_store(str(out)).ok
+    again = store.open_output(str(out)).load()
+    for v in ("B02", "B03", "B04", "detail", "chunk_sums"):
+        assert np.array_equal(again[v].values, reference[v].values, equal_nan=True), v
+
+
+def test_open_output_refuses_foreign_and_unfinished(tmp_path):
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "a.txt").write_text("x")
+    with pytest.raises(OutputError, match="not an s2sr-cloud store"):
+        store.open_output(str(tmp_path / "f"))
+
+
+def test_truncated_zarr_json_is_not_called_another_job(tmp_path, capsys):
+    out = tmp_path / "o.zarr"
+    out.mkdir()
+    (out / "zarr.json").write_text('{"zarr_format": 3, "node_ty')
+    rc, _, err = s2sr(capsys, *QUICK, "--out", str(out))
+    assert rc == 7 and "cannot be parsed (damaged or truncated)" in _one_line(err)
+
+
+# ---- the lease ----------------------------------------------------------------------------------------------------
+def test_release_only_deletes_our_own_lease(tmp_path):
+    url = str(tmp_path / "x.zarr")
+    a = Lease(url, ttl=0.2)
+    a.acquire()
+    a._stop.set()  # a stalled run: no more heartbeats
+    time.sleep(0.3)
+    b = Lease(url, ttl=30)
+    b.acquire()  # takes over the expired lease
+    a.release()  # the stalled run wakes up and releases: must not remove b's lease
+    with pytest.raises(OutputError, match="another run"):
+        Lease(url, ttl=30).acquire()
+    with pytest.raises(OutputError, match="lost its lease"):
+        a.check()
+    b.release()
+    Lease(url, ttl=30).acquire()
+
+
+def test_lease_of_a_dead_process_on_this_host_is_taken_at_once(tmp_path):
+    url = str(tmp_path / "x.zarr")
+    proc = subprocess.run([sys.executable, "-c", "import sys; from s2sr_cloud.io.lease import Lease; "
+                           f"Lease({url!r}, ttl=3600).acquire(); sys.stdout.write('held')"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "held"  # exited without releasing: its PID is gone, its lease says 1 hour
+    b = Lease(url, ttl=30)
+    b.acquire()
+    b.release()
+
+
+def _race(path: str, barrier, results, trials: int) -> None:
+    for k in range(trials):
+        barrier.wait()
+        try:
+            lease = Lease(f"{path}/t{k}.zarr", ttl=600)
+            lease.acquire()
+            lease._stop.set()
+            results.put((k, os.getpid()))
+        except OutputError:
+            pass
+        barrier.wait()
+
+
+def test_racing_takeover_of_an_expired_lease_has_one_winner(tmp_path):
+    trials, racers = 30, 6
+    for k in range(trials):  # an expired lease of a run on another host
+        (tmp_path / f"t{k}.zarr.lock").write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "x",
+                                                              "expires": 0}))
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(racers), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(tmp_path), barrier, results, trials)) for _ in range(racers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    winners: dict[int, int] = {}
+    while not results.empty():
+        k, _ = results.get()
+        winners[k] = winners.get(k, 0) + 1
+    assert winners == {k: 1 for k in range(trials)}
+
+
+def test_s3_lease_is_exclusive_owner_checked_and_taken_over_conditionally(s3_env):
+    make_bucket(s3_env, "locks")
+    a = Lease("s3://locks/x.zarr", ttl=0.5)
+    a.acquire()
+    a._stop.set()
+    with pytest.raises(OutputError, match="another run"):
+        Lease("s3://locks/x.zarr", ttl=30).acquire()
+    time.sleep(0.6)
+    b = Lease("s3://locks/x.zarr", ttl=30)
+    b.acquire()
+    a.release()  # not a's any more
+    assert b.owned()
+    with pytest.raises(OutputError, match="lost its lease"):
+        a.check()
+    b.release()
+    assert not Lease("s3://locks/x.zarr").fs.exists("locks/x.zarr.lock")
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_one_is_refused(tmp_path):
+    out = tmp_path / "o.zarr"
+    job = [sys.executable, "-m", "s2sr_cloud.cli", "run", *QUICK, "--out", str(out), "--chunk", "60"]
+    first = subprocess.Popen(job, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not Path(str(out) + ".lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run(job, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 7 and "another run" in _one_line(second.stderr)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert verify_store(str(out), sample=0).ok
+
+
+# ---- size and plan before compute ---------------------------------------------------------------------------------
+def test_huge_item_is_refused_before_anything_is_written(tmp_path, capsys):
+    items = sample_items()
+    huge = json.loads(json.dumps(items[0]))
+    for a in huge["assets"].values():
+        if "proj:shape" in a:
+            a["proj:shape"] = [79999200 // int(a["proj:transform"][0]), 79999200 // int(a["proj:transform"][0])]
+    huge["bbox"] = [-180, -80, 180, 80]
+    huge["geometry"] = {"type": "Polygon", "coordinates": [[[-180, -80], [180, -80], [180, 80], [-180, 80],
+                                                             [-180, -80]]]}
+    out = tmp_path / "o.zarr"
+    with serve_items([huge]) as url:
+        t0 = time.monotonic()
+        rc, _, err = s2sr(capsys, *QUICK, "--catalog", url, "--out", str(out))
+    assert rc == 2 and "above --max-output-gb 64" in _one_line(err)
+    assert time.monotonic() - t0 < 60 and not out.exists()
+
+
+def test_dry_run_and_truncated_search(tmp_path, capsys):
+    items = sample_items()
+    more = []
+    for k in range(3):
+        it = json.loads(json.dumps(items[0]))
+        it["id"] += f"-{k}"
+        it["properties"]["datetime"] = f"2020-02-1{k}T11:21:09Z"
+        more.append(it)
+    with serve_items(more) as url:
+        rc, text, err = s2sr(capsys, *QUICK, "--catalog", url, "--out", str(tmp_path / "o.zarr"), "--limit", "2",
+                             "--dry-run")
+    assert rc == 0, err
+    assert "scenes:   2 (the search matched more: raise --limit above 2)" in text
+    assert "(create) 2 x 960 x 960" in text and "chunks:" in text
+    assert not (tmp_path / "o.zarr").exists()
+
+
+# ---- one line for every error ------------------------------------------------------------------------------------
+YAML_CASES = [
+    ("1: x\nout: o.zarr\n", 2, "field names must be text"),
+    ("out: o.zarr\nbbox: {a: 1}\n", 2, "bbox must be four numbers"),
+    ("out: o.zarr\nbbox: 'x,y'\n", 2, "is not four comma-separated numbers"),
+    ("out: o.zarr\nbbox: 5\n", 2, "bbox must be four numbers"),
+    ("out: o.zarr\nmax_cloud: lots\n", 2, "max_cloud must be a number"),
+    ("out: o.zarr\nchunk: big\n", 2, "chunk must be an integer"),
+    ("out: o.zarr\nbands: 5\n", 2, "bands must be a list"),
+    ("out: 12\n", 2, "out must be a string"),
+    ("out: o.zarr\ngeometry: [1, 2]\n", 2, "expected a GeoJSON object"),
+]
+
+
+@pytest.mark.parametrize("text,code,message", YAML_CASES)
+def test_bad_yaml_gives_one_line(tmp_path, capsys, text, code, message):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(text)
+    rc, _, err = s2sr(capsys, "--config", str(cfg))
+    assert rc == code and message in _one_line(err)
+
+
+def test_non_utf8_yaml(tmp_path, capsys):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_bytes(b"out: \xff\xfe.zarr\n")
+    rc, _, err = s2sr(capsys, "--config", str(cfg))
+    assert rc == 2 and "not UTF-8" in _one_line(err)
+
+
+GEOJSON_CASES = [
+    ([{"type": "Polygon"}], "got a list"),
+    ({"type": "Feature", "geometry": None, "properties": {}}, "has no geometry"),
+    ({"type": "Point", "coordinates": [-9, 38]}, "got Point (a point or line has no area"),
+]
+
+
+@pytest.mark.parametrize("obj,message", GEOJSON_CASES)
+def test_bad_geojson_gives_one_line(tmp_path, capsys, obj, message):
+    g = tmp_path / "area.geojson"
+    g.write_text(json.dumps(obj))
+    rc, _, err = s2sr(capsys, *QUICK, "--geometry", str(g), "--out", str(tmp_path / "o.zarr"))
+    assert rc == 2 and message in _one_line(err)
+
+
+FLAG_CASES = [
+    (["--scheduler", "not a url"], 2, "is not a Dask scheduler address"),
+    (["--chunk", "99999999999999999999"], 2, "chunk must be an integer"),
+    (["--chunk", "999999"], 2, "--chunk must be from 16 to 100000"),
+    (["--limit", "0"], 2, "--limit must be a positive number"),
+    (["--bbox", "170,-10,-170,10"], 2, "crosses the antimeridian"),
+    (["--ensemble", "4"], 2, "has no self-ensemble"),
+]
+
+
+@pytest.mark.parametrize("flags,code,message", FLAG_CASES)
+def test_bad_flags_give_one_line(tmp_path, capsys, flags, code, message):
+    rc, _, err = s2sr(capsys, *QUICK, *flags, "--out", str(tmp_path / "o.zarr"))
+    assert rc == code and message in _one_line(err)
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_quicklook_location_is_checked_before_compute(tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("x")
+    rc, _, err = s2sr(capsys, *QUICK, "--quicklook", str(tmp_path / "file.txt" / "q.png"), "--out",
+                      str(tmp_path / "o.zarr"))
+    assert rc == 2 and "is not a writable folder" in _one_line(err)
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_negative_bbox_and_world_bbox_work(tmp_path, capsys):
+    # the sample is near lon -11: a bbox starting with '-' parses without '=', a world bbox overlaps it
+    for bbox in ("-11.1,25.05,-10.95,25.2", "-180,-90,180,90"):
+        rc, text, err = s2sr(capsys, *QUICK, "--bbox", bbox, "--out", str(tmp_path / "o.zarr"), "--dry-run")
+        assert rc == 0, err
+        assert "zone EPSG:" in text
+
+
+def test_non_raster_asset_gives_one_line(tmp_path, capsys):
+    items = sample_items()
+    for a in items[0]["assets"].values():
+        a["type"] = "image/png"
+    with serve_items(items) as url:
+        rc, _, err = s2sr(capsys, *QUICK, "--catalog", url, "--out", str(tmp_path / "o.zarr"))
+    assert rc == 5 and "is image/png, not a GeoTIFF/COG" in _one_line(err)
+
+
+# ---- secrets --------------------------------------------------------------------------------------------------------
+def test_credentials_in_a_catalog_url_never_reach_the_store_or_errors(tmp_path, capsys, scheduler):
+    out = tmp_path / "o.zarr"
+    with serve_items(sample_items()) as url:
+        secret_url = url.replace("http://", "http://alice:s3cr3t-token@")
+        rc, _, err = s2sr(capsys, *QUICK, "--catalog", secret_url, "--out", str(out), "--chunk", "120",
+                          "--scheduler", scheduler)
+    assert rc == 0, err
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert b"s3cr3t" not in path.read_bytes(), path
+    for path in tmp_path.rglob("*.json"):
+        assert "s3cr3t" not in path.read_text(), path
+    rc, _, err = s2sr(capsys, *QUICK, "--catalog", "http://bob:hunter2@127.0.0.1:9/stac", "--out",
+                      str(tmp_path / "p.zarr"))
+    assert rc == 3 and "hunter2" not in err and "***@127.0.0.1" in _one_line(err)
