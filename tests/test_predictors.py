@@ -120,3 +120,25 @@ def test_s2sr_v1_tiling_does_not_change_the_result():
     assert np.abs(one - tiled).max() <= 1e-5
     # the registry's self-ensemble (4) is what runs by default, and it differs from one pass
     assert np.abs(TorchPredictor("s2sr-v1", tile=480).predict(x, f, 4) - one).max() > 1e-4
+
+
+@pytest.mark.parametrize("crop", [0, 30])
+def test_s2sr_v1_region_inference_equals_whole_forward(crop):
+    """Each band group runs on its own window; wherever a pixel is its group's reach inside the block, the result
+    is the whole-array forward's (the per-group reach is not too small)."""
+    from s2sr_cloud.model import nets
+
+    x, f = sample_grid_stack(S2)
+    n, s = 132, 2
+    xt = torch.from_numpy(np.ascontiguousarray(x[..., :n, :n]))
+    net = build_model("s2sr-v1")
+    reach = nets.s2srnet_group_reach(net)
+    with torch.inference_mode():
+        whole = net(xt, s, 1)[..., crop * s:(n - crop) * s, crop * s:(n - crop) * s]
+        part = nets.s2srnet_forward_region(net, xt, s, crop, 1, band_batch=5)
+    assert part.shape == whole.shape
+    for c, fac in enumerate(f):
+        m = max(0, reach[fac] - crop) * s
+        a, b = whole[0, c, m:whole.shape[-2] - m, m:whole.shape[-1] - m], part[0, c, m:part.shape[-2] - m,
+                                                                               m:part.shape[-1] - m]
+        assert (a - b).abs().max() <= 1e-5, (c, fac)
