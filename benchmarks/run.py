@@ -319,6 +319,28 @@ def flops_per_output_px(scale: int, ensemble: int | None, device: str) -> float:
     return fc.get_total_flops() / (96 * 96 * scale * scale)
 
 
+def autocast_psnr_delta(device: str) -> dict:
+    """Wald's protocol x2 on the embedded sample (NOT held out: the tile was in band-SR training): degrade every
+    band 2x on its native grid, super-resolve back with fp32 and with bf16 autocast (consistency layer included),
+    PSNR of the 10 m bands against the original. Returns both PSNRs and the change."""
+    from tests.conftest import sample_grid_stack
+
+    x, f = sample_grid_stack(BANDS)
+    lo = np.stack([np.repeat(np.repeat(x[0, c, ::fc, ::fc].reshape(240 // fc // 2, 2, 240 // fc // 2, 2)
+                                       .mean(axis=(1, 3)), fc, 0), fc, 1) for c, fc in enumerate(f)])[None]
+    out = {}
+    for amp in (False, True):
+        p = P.TorchPredictor("s2sr-v1", device=device, autocast=amp)
+        h = required_halo(p.reach(f, 2), f, 2, 2)
+        y = B.super_resolve_block(np.pad(lo, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric"), p,
+                                  B.BlockSpec(2, f, h))
+        i10 = [BANDS.index(b) for b in ("B02", "B03", "B04", "B08")]
+        mse = float(np.mean((y[0, i10].astype(np.float64) - x[0, i10]) ** 2))
+        out["bf16" if amp else "fp32"] = 10 * math.log10(1 / mse)
+    out["delta_db"] = out["bf16"] - out["fp32"]
+    return out
+
+
 def subprocess_json(code: str) -> dict:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if r.returncode:
@@ -436,6 +458,12 @@ def main() -> None:
         res["flops_per_output_px_x4"] = flops_per_output_px(4, None, dev)
         say(f"s2sr-v1 FLOPs per output pixel at x4, default ensemble (convolutions/matmuls counted by torch): "
             f"{res['flops_per_output_px_x4']:.3g}")
+        if gpu and NEW:
+            a = autocast_psnr_delta(dev)
+            res["autocast_bf16_psnr_delta_db"] = a["delta_db"]
+            say(f"bf16 autocast, Wald x2 on the embedded sample (10 m bands, not held out): PSNR fp32 "
+                f"{a['fp32']:.3f} dB, bf16 {a['bf16']:.3f} dB, change {a['delta_db']:+.4f} dB "
+                f"({'within' if abs(a['delta_db']) <= 0.01 else 'NOT within'} 0.01 dB)")
         if gpu:
             res["gpu_out_mpx_per_s_x4"] = e2e["out_px"] / 1e6 / e2e["seconds"]
     keys = ["pipeline_efficiency", "post_fraction", "halo_overhead_x4", "halo_overhead_x10", "peak_rss_gib",
