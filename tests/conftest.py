@@ -49,7 +49,10 @@ def sample_grid_stack(bands: tuple[str, ...]) -> tuple[np.ndarray, tuple[int, ..
 @pytest.fixture(scope="session")
 def moto_server():
     """A real S3-compatible server (moto_server) on loopback; yields its endpoint URL."""
-    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    venv_exe = Path(sys.executable).with_name("moto_server")  # the venv's, pinned with s3fs (NOTES.md)
+    exe = str(venv_exe) if venv_exe.exists() else shutil.which("moto_server")
+    if exe is None:
+        pytest.fail("moto_server is not installed: pip install -e '.[test]'")
     port = free_port()
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

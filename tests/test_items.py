@@ -5,7 +5,7 @@ import json
 import pystac
 import pytest
 
-from s2sr_cloud.bands import ALL_BANDS
+from s2sr_cloud.bands import ALL_BANDS, BY_NAME
 from s2sr_cloud.catalog.items import describe_item, normalize_item
 from s2sr_cloud.errors import AssetError
 
@@ -34,7 +34,7 @@ def test_planetary_computer_keys_without_offset_before_baseline_4():
     item = _item("planetarycomputer_S2A_MSIL2A_20190101T000001_R116_T60VUK_20201007T214652.json")
     info = describe_item(item, ALL_BANDS)
     assert all(s.offset == 0.0 and s.scale == 1e-4 for s in info.scaling.values())
-    assert info.resolution == {b: r for b, r in info.resolution.items()}
+    assert info.resolution == {b: BY_NAME[b].resolution for b in ALL_BANDS}  # every band at its native gsd
     assert info.resolution["B01"] == 60 and info.resolution["B11"] == 20 and info.resolution["B04"] == 10
     assert normalize_item(item, ALL_BANDS).assets["B02"].href.endswith("_B02_10m.tif")
 

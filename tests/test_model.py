@@ -1,7 +1,6 @@
 """The networks' building blocks on real pixels: the local-regression base of sharpen20 and the geometric
 self-ensemble of band SR (pure torch, no dask, no I/O beyond reading the patch)."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,12 +9,12 @@ import torch
 from s2sr_cloud.io.patches import B10, read_scene
 from s2sr_cloud.model.nets import S2SRNet, block_mean_t, local_regression_t, project_t
 
-PATCH = Path(__file__).resolve().parents[1] / "../shared/data/bigearthnet/S2B_MSIL2A_20170924T093019_43_47"
+from .conftest import need_shared
 
 
 @pytest.fixture(scope="module")
 def guide() -> torch.Tensor:
-    scene = read_scene(PATCH)
+    scene = read_scene(need_shared("bigearthnet", "S2B_MSIL2A_20170924T093019_43_47"))
     return torch.from_numpy(np.stack([scene.bands[b] for b in B10]))[None]  # (1, 4, 120, 120) real 10 m bands
 
 

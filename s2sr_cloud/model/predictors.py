@@ -66,14 +66,24 @@ def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
     return out
 
 
+def exact_float32() -> None:
+    """No TF32 on CUDA: on an H100 cuDNN's default TF32 convolutions moved outputs by 4.4e-4 reflectance from
+    the CPU and broke chunk invariance (2.9e-5 between block sizes) -- measured, benchmarks/RESULTS.md. bf16 stays
+    an explicit opt-in (``autocast``)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def pick_device(spec: str = "auto") -> torch.device:
     """'auto': this process's CUDA device when there is one (dask-cuda/K8s set CUDA_VISIBLE_DEVICES per worker),
     else CPU."""
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(spec)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(f"device {spec} requested but this machine has no CUDA GPU: use --device cpu or auto")
+    if dev.type == "cuda":
+        exact_float32()
     return dev
 
 
@@ -90,6 +100,8 @@ def cached_model(name: str, device: torch.device) -> torch.nn.Module:
             from .registry import build_model
 
             torch_threads(_THREADS[0])  # the current task's choice (a model loads inside the first task)
+            if device.type == "cuda":
+                exact_float32()
             _CACHE[key] = build_model(name).to(device).eval()
         return _CACHE[key]
 

@@ -130,6 +130,18 @@ def to_device(block: np.ndarray, dev: torch.device) -> torch.Tensor:
     return t
 
 
+def to_host(t: torch.Tensor) -> np.ndarray:
+    """Device tensor -> numpy. On CUDA through page-locked memory from torch's caching host allocator (a
+    pageable copy of a 330 MB x4 block took 0.2 s on an H100, most of the chunk's time); the array keeps its
+    buffer alive, so nothing is reused under it."""
+    if t.device.type != "cuda":
+        return t.numpy()
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(t.device).synchronize()
+    return host.numpy()
+
+
 def _pad_symmetric(x: torch.Tensor, p: int) -> torch.Tensor:
     """numpy's mode="symmetric" (edge pixel repeated) on the last two axes; p <= the axis lengths."""
     x = torch.cat([x[..., :p, :].flip(-2), x, x[..., -p:, :].flip(-2)], -2)
@@ -257,7 +269,7 @@ def super_resolve_block_sums(block: np.ndarray, predictor: Predictor, spec: Bloc
         x = to_device(block, dev)
     y, sums = block_t(x, predictor, spec)
     with _Timer("to_host", dev):
-        return y.cpu().numpy(), sums.cpu().numpy()
+        return to_host(y), to_host(sums)
 
 
 def super_resolve_block(block: np.ndarray, predictor: Predictor, spec: BlockSpec) -> np.ndarray:
