@@ -57,7 +57,8 @@ def test_report_is_one_self_contained_file(report, store):
     assert text.count("data:image/png;base64,") == 4
     ds = open_output(str(store))
     # the provenance and the statistics table of the store
-    assert ds.attrs["model_sha256"] in text and ds.attrs["stac_items"][0] in text
+    assert ds.attrs["stac_items"][0] in text and ds.attrs["created"] in text and ds.attrs["software"] in text
+    assert f"model {ds.attrs['model']}" in text and (ds.attrs.get("model_sha256") or "") in text
     for b in ds.attrs["bands"]:
         assert f"<td class=k>{b}</td>" in text
     assert f"{float(ds.stats.sel(comparison='point', band='B12', metric='rmse')):.3g}" in text

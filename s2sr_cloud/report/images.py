@@ -56,11 +56,8 @@ def png_data_uri(pixels: np.ndarray) -> str:
 
 
 def _svg(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined in HTML
 
@@ -69,15 +66,14 @@ def bar_plots_svg(table: dict[str, dict[str, dict[str, float]]], bands: list[str
                   metrics: tuple[str, ...] = ("rmse", "bias")) -> str:
     """One row of panels per metric, one panel per comparison; bars per band coloured by native resolution."""
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     comps = list(table)
     colours = {10: "#1f77b4", 20: "#ff7f0e", 60: "#2ca02c"}
-    with plt.rc_context({"svg.fonttype": "none", "font.size": 9}):
-        fig, axes = plt.subplots(len(metrics), len(comps), figsize=(4.2 * len(comps), 2.6 * len(metrics)),
-                                 squeeze=False)
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}):
+        fig = Figure(figsize=(4.2 * len(comps), 2.6 * len(metrics)))  # no pyplot: the caller's backend stays
+        axes = fig.subplots(len(metrics), len(comps), squeeze=False)
         xs = np.arange(len(bands))
         for i, metric in enumerate(metrics):
             for j, comp in enumerate(comps):
@@ -89,7 +85,7 @@ def bar_plots_svg(table: dict[str, dict[str, dict[str, float]]], bands: list[str
                 ax.set_title(f"{comp}: {metric}")
                 ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
                 ax.grid(axis="y", alpha=0.3)
-        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+        handles = [Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
         fig.legend(handles, [f"{r} m native" for r in colours], loc="upper right", ncol=3, frameon=False)
         fig.tight_layout(rect=(0, 0, 1, 0.93))
         return _svg(fig)
@@ -98,12 +94,11 @@ def bar_plots_svg(table: dict[str, dict[str, dict[str, float]]], bands: list[str
 def chunk_map_svg(values: np.ndarray, xs: np.ndarray | None, ys: np.ndarray | None, title: str) -> str:
     """A per-chunk map (chunk_y, chunk_x) with a colour bar; axes in map metres when chunk centres are known."""
     import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context({"svg.fonttype": "none", "font.size": 9}):
-        fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}):
+        fig = Figure(figsize=(4.6, 3.8))
+        ax = fig.subplots()
         if xs is not None and ys is not None and len(xs) > 1 and len(ys) > 1:
             dx, dy = xs[1] - xs[0], ys[1] - ys[0]
             extent = (xs[0] - dx / 2, xs[-1] + dx / 2, ys[-1] + dy / 2, ys[0] - dy / 2)
