@@ -45,14 +45,19 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--collection", help="collection id (default sentinel-2-l2a)")
     p.add_argument("--bbox", help="minlon,minlat,maxlon,maxlat")
     p.add_argument("--geometry", help="GeoJSON file with the area")
-    p.add_argument("--datetime", help="RFC 3339 instant or interval, e.g. 2020-02-01/2020-02-28")
+    p.add_argument("--datetime", help="RFC 3339 instant or interval (2020-02-01/2020-02-28), or relative to the run "
+                   "time: last-month, last-7-days, yesterday, P1M/.., 2024-06-01/P1M")
+    p.add_argument("--now", help="the run time relative windows resolve against (default: now); for backfills")
+    p.add_argument("--append-time", action="store_true", default=None, help="add the window's new scenes as new "
+                   "time steps to an existing store of this job (a rolling archive)")
     p.add_argument("--max-cloud", type=float, help="largest eo:cloud_cover in percent")
     p.add_argument("--bands", help="comma-separated bands (default all 12 L2A bands)")
     p.add_argument("--scale", type=int, help="integer upsampling factor (default 4)")
     p.add_argument("--model", help="model name (default: best available; 'bicubic' always available)")
     p.add_argument("--ensemble", type=int, help="flips/turns averaged by the learned model: 1 (fastest), 2, 4, 8 "
                    "(default: the model's own, 4 for s2sr-v1)")
-    p.add_argument("--out", help="output Zarr: local path or s3://bucket/key.zarr")
+    p.add_argument("--out", help="output Zarr: local path or s3://bucket/key.zarr; may hold {start:%%Y-%%m}, {end}, "
+                   "{collection}, {zone}")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output")
     p.add_argument("--scheduler", help="address of a running Dask scheduler (default: a LocalCluster)")
     p.add_argument("--cluster", help="k8s:NAME[.NAMESPACE] (dask-kubernetes operator) or gateway:NAME (Dask Gateway)")
@@ -63,6 +68,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "matches more says so)")
     p.add_argument("--max-output-gb", type=float, help="refuse jobs whose output is larger (default 64)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (scenes, zones, size, chunks) and stop")
+    p.add_argument("--report", action="store_true", help="also write <out>_report.html (s2sr report) next to each "
+                   "store")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     v = sub.add_parser("verify", help="read every chunk of an output store and name the bad ones")
     v.add_argument("out", help="the store: local path or s3://bucket/key.zarr")
@@ -71,7 +78,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "against the STAC items (default 4; 0 skips)")
 
 
-NOT_JOB_FIELDS = ("config", "command", "no_progress", "verbose", "dry_run")
+NOT_JOB_FIELDS = ("config", "command", "no_progress", "verbose", "dry_run", "report")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -89,6 +96,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and sys.stdout.isatty()
     results = execute(plan, progress=progress, verbose=args.verbose)
     print("\n\n".join(summary(r) for r in results))
+    if args.report:
+        from .report import report_path, write_report
+
+        for r in results:
+            try:
+                write_report(r.out)
+                print(f"report:   {report_path(r.out)}")
+            except Exception as err:  # noqa: BLE001 - the store is complete; the page is an extra
+                print(f"s2sr: warning: {r.out}: the HTML report failed ({err.__class__.__name__}: {err}); "
+                      "the store is complete", file=sys.stderr)
     for r in results:
         if r.quicklook_error:
             print(f"s2sr: warning: {r.out}: the quick-look failed ({r.quicklook_error}); the store and its STAC "

@@ -43,17 +43,20 @@ class JobConfig:
     max_output_gb: float = 64.0  # refuse jobs whose output would be larger (one tile-date at x4 is ~50 GB)
     lease_ttl: float = 120.0  # seconds a dead run's lease blocks the store (S2SR_LOCK_TTL)
     task_retries: int = 3  # retries of a failed chunk task on a distributed cluster (S2SR_TASK_RETRIES)
+    now: str | None = None  # the run time relative windows resolve against (default: the clock); for backfills
+    append_time: bool = False  # add the window's new scenes as new time steps to an existing store of this job
+    datetime_expr: str | None = None  # the window as given (e.g. last-month) when ``datetime`` was resolved from it
+    out_template: str | None = None  # --out as given when it held {start}/{end}/{collection}/{zone} fields
 
     def __post_init__(self) -> None:
         if not isinstance(self.out, str) or not self.out.strip():
             raise ConfigError("no output given: pass --out PATH or s3://bucket/prefix.zarr")
+        self._resolve_window()
         validate_out(self.out)
         if self.bbox is not None:
             validate_bbox(self.bbox)
         if self.bbox is not None and self.geometry is not None:
             raise ConfigError("give either --bbox or --geometry, not both")
-        if self.datetime is not None:
-            validate_datetime(self.datetime)
         unknown = [b for b in self.bands if b not in BY_NAME]
         if unknown:
             raise ConfigError(f"unknown band(s) {', '.join(unknown)}: choose from {', '.join(ALL_BANDS)}")
@@ -83,12 +86,38 @@ class JobConfig:
         if self.cluster is not None and not re.match(r"^(k8s|gateway):\S+$", self.cluster):
             raise ConfigError(f"--cluster {self.cluster!r}: use k8s:NAME[.NAMESPACE] or gateway:NAME")
 
+    def _resolve_window(self) -> None:
+        """Relative windows (last-month, P1M/.., ...) become an explicit interval against ``now``; an --out
+        template is filled from it. Both originals are kept (provenance)."""
+        from . import timewindow
+
+        now = timewindow.parse_now(self.now)
+        window = None
+        if self.datetime is not None:
+            if not isinstance(self.datetime, str):
+                raise ConfigError(f"--datetime must be text, got {self.datetime!r}")
+            if timewindow.is_relative(self.datetime):
+                window = timewindow.resolve(self.datetime, now)
+                object.__setattr__(self, "datetime_expr", self.datetime)
+                object.__setattr__(self, "datetime", window.interval())
+            else:
+                validate_datetime(self.datetime)
+                window = timewindow.resolve(self.datetime, now)
+        if "{" in self.out:
+            filled = timewindow.fill_template(self.out, window, self.collection)
+            object.__setattr__(self, "out_template", self.out)
+            object.__setattr__(self, "out", filled)
+
     def job_spec(self) -> dict[str, Any]:
         """Fields that determine the output; a store written with another spec is a different product."""
         keep = ("catalog", "collection", "bbox", "geometry", "datetime", "max_cloud", "bands", "scale", "model",
                 "ensemble", "dtype", "limit")
+        if self.append_time:  # a rolling store: its window moves and its scenes grow, run after run
+            keep = tuple(k for k in keep if k not in ("datetime", "limit"))
         spec = json.loads(json.dumps({k: getattr(self, k) for k in keep}))
         spec["catalog"] = redact_url(spec["catalog"])
+        if self.append_time:
+            spec["append_time"] = True
         return spec
 
     def replace(self, **changes: Any) -> JobConfig:
@@ -145,7 +174,8 @@ def validate_datetime(value: str) -> None:
         instants = [_parse_instant(p) for p in parts]
     except ValueError:
         raise ConfigError(
-            f"--datetime {value!r} is not RFC 3339: use e.g. 2020-02-01/2020-02-28 or 2020-02-19T00:00:00Z") from None
+            f"--datetime {value!r} is not a time window: use e.g. 2020-02-01/2020-02-28, 2020-02-19T00:00:00Z, "
+            "last-month, last-7-days, yesterday or P1M/..") from None
     if all(i is None for i in instants):
         raise ConfigError(f"--datetime {value!r} is open at both ends: give at least a start or an end")
     if len(instants) == 2 and None not in instants and instants[0] > instants[1]:  # type: ignore[operator]
@@ -221,7 +251,8 @@ _FIELDS = {f.name for f in dataclasses.fields(JobConfig)}
 _TYPES: dict[str, type] = {"out": str, "catalog": str, "collection": str, "datetime": str, "model": str,
                            "scheduler": str, "cluster": str, "dtype": str, "quicklook": str, "max_cloud": float,
                            "max_output_gb": float, "lease_ttl": float, "scale": int, "ensemble": int, "chunk": int,
-                           "limit": int, "task_retries": int, "overwrite": bool}
+                           "limit": int, "task_retries": int, "overwrite": bool, "now": str,
+                           "append_time": bool}
 # read once, here at the edge; flags and the YAML file override them
 _ENV = {"lease_ttl": "S2SR_LOCK_TTL", "task_retries": "S2SR_TASK_RETRIES"}
 

@@ -52,14 +52,24 @@ def test_expected_resources_present():
     assert cmd[:4] == ["s2sr", "run", "--config", "/etc/s2sr/job.yaml"]
 
 
-def test_job_config_in_configmap_is_a_valid_job(tmp_path):
+def test_job_configs_in_configmaps_are_valid_scheduled_jobs(tmp_path):
     from s2sr_cloud.config import load_config
 
-    cm = next(d for _, d in _docs() if d["kind"] == "ConfigMap")
-    job = tmp_path / "job.yaml"
-    job.write_text(cm["data"]["job.yaml"])
-    cfg = load_config(str(job), {})
-    assert cfg.scale == 4 and cfg.out.startswith("s3://")
+    maps = {d["metadata"]["name"]: d for _, d in _docs() if d["kind"] == "ConfigMap"}
+    crons = {d["metadata"]["name"]: d for _, d in _docs() if d["kind"] == "CronJob"}
+    assert set(crons) == {"s2sr-monthly", "s2sr-rolling"}
+    for cron in crons.values():  # every CronJob mounts an existing ConfigMap
+        assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] in maps
+    jobs = {}
+    for name, cm in maps.items():
+        job = tmp_path / f"{name}.yaml"
+        job.write_text(cm["data"]["job.yaml"])
+        jobs[name] = load_config(str(job), {"now": "2024-07-02T03:00:00Z"})
+    monthly, rolling = jobs["s2sr-job"], jobs["s2sr-rolling-job"]
+    assert monthly.out == "s3://s2sr-results/berlin-2024-06.zarr" and not monthly.overwrite
+    assert monthly.datetime == "2024-06-01T00:00:00Z/2024-06-30T23:59:59Z"
+    assert rolling.append_time and not rolling.overwrite and rolling.out == "s3://s2sr-results/berlin-rolling.zarr"
+    assert rolling.datetime == "2024-06-22T00:00:00Z/2024-07-01T23:59:59Z"
 
 
 def test_validators_reject_broken_manifests():

@@ -468,3 +468,14 @@ def test_credentials_in_a_catalog_url_never_reach_the_store_or_errors(tmp_path, 
     rc, _, err = s2sr(capsys, *QUICK, "--catalog", "http://bob:hunter2@127.0.0.1:9/stac", "--out",
                       str(tmp_path / "p.zarr"))
     assert rc == 3 and "hunter2" not in err and "***@127.0.0.1" in _one_line(err)
+
+
+def test_dotted_output_names_get_their_own_stac_collections(tmp_path, capsys, scheduler, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("berlin.2024.zarr", "paris.2024.zarr"):
+        rc, _, err = s2sr(capsys, *QUICK, "--out", name, "--chunk", "120", "--scheduler", scheduler)
+        assert rc == 0, err
+    assert not (tmp_path / "collection.json").exists()
+    for name in ("berlin.2024", "paris.2024"):
+        coll = json.loads((tmp_path / f"{name}_stac" / "collection.json").read_text())
+        assert coll["id"] == name

@@ -48,6 +48,7 @@ def test_two_utm_zones_give_two_native_outputs(tmp_path, dask_cluster):
         back = ds.B04.values[0].reshape(120, 2, 120, 2).mean(axis=(1, 3))
         assert np.abs(back - native).max() < 1e-5
     coll = pystac.Collection.from_file(str(tmp_path / "europe_stac" / "collection.json"))
-    got = sorted((i.properties["proj:epsg"], i.assets["zarr"].get_absolute_href()) for i in coll.get_items())
-    assert got == [(32629, str(tmp_path / "europe_EPSG32629.zarr")), (32634, str(tmp_path / "europe_EPSG32634.zarr"))]
+    got = sorted((i.properties["proj:code"], i.assets["zarr"].get_absolute_href()) for i in coll.get_items())
+    assert got == [("EPSG:32629", str(tmp_path / "europe_EPSG32629.zarr")),
+                   ("EPSG:32634", str(tmp_path / "europe_EPSG32634.zarr"))]
     assert json.loads((tmp_path / "europe_stac" / "collection.json").read_text())["extent"]["spatial"]["bbox"]

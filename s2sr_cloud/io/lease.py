@@ -4,7 +4,7 @@ The lease is ``<store>.lock`` beside the store (replacing the store never remove
 ``{"host", "pid", "token", "expires"}`` refreshed by a heartbeat thread.
 
 Every change is atomic:
-- local disk: all reads and writes of the lease happen under an ``fcntl.flock`` on ``<store>.lock.guard``
+- local disk: all reads and writes of the lease happen under an ``fcntl.flock`` on ``.<store>.lock.guard``
   (released by the kernel when a process dies), and the lease file is replaced with ``os.replace``;
 - S3: creation is a conditional ``PutObject`` (``If-None-Match: *``), a takeover, a heartbeat and a release are
   conditional on the ETag that was read (``If-Match``), so two runs racing for an expired lease cannot both win.
@@ -81,8 +81,9 @@ class Lease:
     def _guard(self) -> Iterator[None]:
         import fcntl
 
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        fd = os.open(self.path + ".guard", os.O_RDWR | os.O_CREAT, 0o644)
+        folder, name = os.path.split(self.path)
+        os.makedirs(folder or ".", exist_ok=True)
+        fd = os.open(os.path.join(folder, f".{name}.guard"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

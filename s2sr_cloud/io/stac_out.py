@@ -198,7 +198,12 @@ def write_collection(out: str, outputs: list[dict[str, Any]]) -> str:
                               title="Legal notice on the use of Copernicus Sentinel data"))
     for o in outputs:
         coll.add_item(make_item(coll.id, o))
-    coll.normalize_hrefs(href.rsplit("/", 1)[0])
+    # explicit hrefs: pystac's normalize_hrefs takes a folder with a dot ("berlin.2024_stac") for a file and
+    # would write ./collection.json, where another output's collection would overwrite it
+    root = href.rsplit("/", 1)[0]
+    coll.set_self_href(href)
+    for item in coll.get_items():
+        item.set_self_href(f"{root}/{item.id}/{item.id}.json")
     for item in coll.get_items():
         item.make_asset_hrefs_relative()  # resolves from the item file: the catalog moves with the stores
     coll.save(pystac.CatalogType.SELF_CONTAINED, stac_io=FsspecStacIO())

@@ -257,16 +257,57 @@ def _jsonable(value: Any) -> Any:
 
 
 def finish(url: str, extra: xr.Dataset, attrs: dict[str, Any]) -> None:
-    """Add the statistics variables and mark the store complete (last write of a run)."""
+    """Add the statistics variables and mark the store complete (last write of a run). An attribute given as None
+    is removed."""
     import zarr
 
     opts = storage_options(url) or None
     group = zarr.open_group(url, mode="r+", storage_options=opts, zarr_format=3)
     kept = dict(group.attrs)  # to_zarr(mode="a") replaces the group's attributes with the appended dataset's
+    for name in extra.data_vars:  # recomputed over every time step (an append grows them)
+        if name in group:
+            del group[name]
     extra = extra.assign_coords({k: extra[k].astype(object) for k in extra.coords if extra[k].dtype.kind == "U"})
+    extra.attrs = kept
     extra.to_zarr(url, mode="a", consolidated=False, zarr_format=3, storage_options=opts)
     group = zarr.open_group(url, mode="r+", storage_options=opts, zarr_format=3)
-    group.attrs.put(kept | {k: _jsonable(v) for k, v in attrs.items()} | {STATUS: "complete"})
+    merged = kept | {k: _jsonable(v) for k, v in attrs.items()} | {STATUS: "complete"}
+    group.attrs.put({k: v for k, v in merged.items() if v is not None})
+
+
+STATS_VARS = ("stats", "sam_deg", "chunk_stats", "chunk_sam_deg")
+
+
+def begin_append(url: str, ds: xr.Dataset, attrs: dict[str, Any]) -> None:
+    """Grow a store along time for the new time steps of ``ds`` (metadata only; the chunks are written by
+    ``write_block`` tasks). First the store is marked incomplete with ``attrs`` (which name the pending scenes), so
+    an interruption at any point is resumed by re-running the command. Existing chunks are not touched."""
+    g = _group(url, "r+")
+    kept = dict(g.attrs) | {k: _jsonable(v) for k, v in attrs.items()} | {STATUS: "incomplete"}
+    g.attrs.put(kept)
+    for name in STATS_VARS:  # they have a time axis; finish() recomputes them over every time step
+        if name in g:
+            del g[name]
+    ds = _bookkeeping(ds)
+    tvars = [v for v in ds.data_vars if "time" in ds[v].dims]
+    new = ds[tvars]
+    new = new.drop_vars([c for c in new.coords if "time" not in new[c].dims])
+    for v in new.data_vars:
+        new[v].encoding.pop("coordinates", None)
+        new[v].attrs.pop("grid_mapping", None)
+    new.attrs = kept  # to_zarr(mode="a") writes the dataset's attributes onto the group
+    try:
+        new.to_zarr(url, append_dim="time", compute=False, consolidated=False, zarr_format=3,
+                    storage_options=storage_options(url) or None)
+    except Exception as err:  # noqa: BLE001
+        raise OutputError(f"cannot grow {redact_url(url)} along time ({err.__class__.__name__}: {str(err)[:160]}): "
+                          "re-run the command; s2sr verify checks the store") from None
+    _group(url, "r+").attrs.put(kept)
+
+
+def read_times(url: str) -> np.ndarray:
+    ds = xr.open_zarr(url, consolidated=False, storage_options=storage_options(url) or None)
+    return ds["time"].values
 
 
 def open_output(url: str) -> xr.Dataset:

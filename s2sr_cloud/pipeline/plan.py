@@ -38,6 +38,7 @@ class Action(enum.Enum):
     REPLACE = "replace"  # --overwrite: build a new store beside ours, then swap it in
     RESUME_REPLACE = "resume-replace"  # --overwrite interrupted: finish the staged store, then swap
     PROMOTE = "promote"  # --overwrite interrupted after the staged store was complete: only swap
+    APPEND = "append"  # --append-time: the window's new scenes become new time steps of our store of this job
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,13 @@ def item_version(item: pystac.Item) -> str:
     return hashlib.sha256(json.dumps(item.properties, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def zone_out(out: str, epsg: int) -> str:
-    """Output URL of one UTM zone when an area spans several: ``x.zarr`` -> ``x_EPSG32629.zarr``."""
+def zone_out(out: str, epsg: int, several: bool = True) -> str:
+    """Output URL of one UTM zone: ``{zone}`` in the path is filled; otherwise, when an area spans several zones,
+    ``x.zarr`` -> ``x_EPSG32629.zarr``."""
+    if "{zone}" in out:
+        return out.replace("{zone}", f"EPSG{epsg}")
+    if not several:
+        return out
     stem = out.rstrip("/")
     return f"{stem.removesuffix('.zarr')}_EPSG{epsg}.zarr"
 
@@ -100,8 +106,10 @@ def zone_out(out: str, epsg: int) -> str:
 def _spec(cfg: JobConfig, model: str, sha: str | None, ensemble: int | None, chunk: int,
           items: list[pystac.Item]) -> dict[str, Any]:
     """What defines a store's content: the job's fields, the exact scenes, the model and the chunk grid."""
-    return cfg.job_spec() | {"model": model, "model_sha256": sha, "ensemble": ensemble, "chunk": chunk,
-                             "items": [[it.id, item_version(it)] for it in items]}
+    spec = cfg.job_spec() | {"model": model, "model_sha256": sha, "ensemble": ensemble, "chunk": chunk}
+    if not cfg.append_time:  # a rolling store's scenes grow run after run: they are tracked in its attributes
+        spec["items"] = [[it.id, item_version(it)] for it in items]
+    return spec
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -126,6 +134,11 @@ def _action(cfg: JobConfig, out: str, spec: dict[str, Any]) -> Action:
     if existing.state is store.OutputState.ABSENT:
         return Action.CREATE
     old = (existing.attrs or {}).get("job_spec") or {}
+    if cfg.append_time and not cfg.overwrite:
+        if old != spec:
+            raise OutputError(f"{redact_url(out)} was made by a different job ({_differences(old, spec)} differ): "
+                              "--append-time adds time steps only to a store of the same job; nothing was changed")
+        return Action.APPEND
     if not cfg.overwrite:
         if old != spec:
             raise OutputError(f"{redact_url(out)} was made by a different job ({_differences(old, spec)} differ): "
@@ -219,7 +232,7 @@ def plan_job(cfg: JobConfig) -> JobPlan:
     area = area_geometry(cfg.bbox, cfg.geometry)
     plans = []
     for epsg, zitems in sorted(zones.items()):
-        out = cfg.out if len(zones) == 1 else zone_out(cfg.out, epsg)
+        out = zone_out(cfg.out, epsg, several=len(zones) > 1)
         grid = grid_for(zitems, cfg.bands, area)
         if entry is not None:
             entry.check(grid.factors, cfg.scale)  # ModelError (exit 8) before anything is written

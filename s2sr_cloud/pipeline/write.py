@@ -90,11 +90,13 @@ def _run_tasks(client: Any, tasks: list[Any], keys: list[tuple[int, int, int]], 
 
 def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dict[str, Any] | None = None,
                  client: Any = None, progress: bool = False, resume: bool = False, retries: int = 3,
-                 before_finish: Any = None) -> WriteReport:
+                 before_finish: Any = None, t_offset: int = 0, final_attrs: dict[str, Any] | None = None
+                 ) -> WriteReport:
     """Write a ``super_resolve`` result chunk by chunk: the template (marked incomplete) unless resuming, then
     one task per output chunk that region-writes all its variables and its statistics sums and marks it done,
     skipping chunks already done. When all are done: the statistics and the ``complete`` mark.
-    ``before_finish()`` runs just before the store is marked complete (the lease check)."""
+    ``before_finish()`` runs just before the store is marked complete (the lease check). ``t_offset``: the store
+    time step of ``out``'s first one (an append); ``final_attrs`` are set with the ``complete`` mark."""
     bands = list(out.attrs["bands"])
     names = (*bands, store.DETAIL)
     if not resume:
@@ -102,7 +104,8 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
         if existing.state is not store.OutputState.ABSENT:
             raise OutputError(f"{store.redact_url(url)} is not empty: nothing was written; choose an absent path")
         store.write_template(out, url, dtype, {**out.attrs, **(attrs or {})})
-    done = store.done_mask(url)
+    done_all = store.done_mask(url)
+    done = done_all[t_offset:t_offset + out.sizes["time"]]
     stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
     blocks, sums = stacked.to_delayed(), out[store.SUMS].data.to_delayed()
     ych, xch = stacked.chunks[2], stacked.chunks[3]
@@ -110,15 +113,15 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     keys = [(int(t), int(i), int(j)) for t, i, j in zip(*np.nonzero(~done), strict=True)]
     opts = store.storage_options(url)  # captured here, on the client
     write = dask.delayed(store.write_block, pure=True)
-    tasks = [write(url, opts, names, blocks[t, 0, i, j], sums[t, 0, i, j], t, i, j, int(y0s[i]), int(x0s[j]),
-                   dask_key_name=f"s2sr-write-{t}-{i}-{j}-{tokenize(url)}")
+    tasks = [write(url, opts, names, blocks[t, 0, i, j], sums[t, 0, i, j], t + t_offset, i, j, int(y0s[i]),
+                   int(x0s[j]), dask_key_name=f"s2sr-write-{t + t_offset}-{i}-{j}-{tokenize(url)}")
              for t, i, j in keys]
-    _run_tasks(client, tasks, keys, progress, retries)
+    _run_tasks(client, tasks, [(t + t_offset, i, j) for t, i, j in keys], progress, retries)
     if not store.done_mask(url).all():
         raise OutputError(f"{store.redact_url(url)}: some chunks are not written; re-run the same command to finish "
                           "them")
     stats_ds, table, sam = compute_statistics(store.read_chunk_sums(url, store.SUMS), bands)
     if before_finish is not None:
         before_finish()
-    store.finish(url, stats_ds, {"statistics": table, "sam_deg": sam})
-    return WriteReport(table, sam, int(done.size), len(keys))
+    store.finish(url, stats_ds, {"statistics": table, "sam_deg": sam, **(final_attrs or {})})
+    return WriteReport(table, sam, int(done_all.size), len(keys))
