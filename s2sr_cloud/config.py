@@ -53,6 +53,10 @@ class JobConfig:
             raise ConfigError("no output given: pass --out PATH or s3://bucket/prefix.zarr")
         self._resolve_window()
         validate_out(self.out)
+        if "://" not in self.out:  # workers of a remote or local cluster have their own working directory
+            import os
+
+            object.__setattr__(self, "out", os.path.abspath(os.path.expanduser(self.out)))
         if self.bbox is not None:
             validate_bbox(self.bbox)
         if self.bbox is not None and self.geometry is not None:
