@@ -1,3 +1,4 @@
+import os
 import pytest
 
 from s2sr_cloud.config import JobConfig, load_config
@@ -37,7 +38,7 @@ def test_yaml_and_flags_merge(tmp_path):
     job = tmp_path / "job.yaml"
     job.write_text("out: from-file.zarr\nbands: [b02, b03, b04]\nscale: 2\nbbox: [-11.1, 25.0, -11.0, 25.1]\n")
     cfg = load_config(str(job), {"scale": 4, "out": None})
-    assert cfg.out == "from-file.zarr"
+    assert cfg.out == os.path.abspath("from-file.zarr")  # absolute: cluster workers have another cwd
     assert cfg.bands == ("B02", "B03", "B04")
     assert cfg.scale == 4  # the flag wins
     assert cfg.bbox == (-11.1, 25.0, -11.0, 25.1)
