@@ -106,11 +106,5 @@ class WarmModel(WorkerPlugin):
 
 def has_gpu_workers(client: Client) -> bool:
     """True when some worker advertises a GPU resource (dask-worker --resources GPU=1)."""
-    info = client.scheduler_info(n_workers=-1) if _takes_n(client) else client.scheduler_info()
+    info = client.scheduler_info(n_workers=-1)  # every worker (distributed >= 2025.4 lists only 5 by default)
     return any(w.get("resources", {}).get("GPU", 0) > 0 for w in info.get("workers", {}).values())
-
-
-def _takes_n(client: Client) -> bool:
-    import inspect
-
-    return "n_workers" in inspect.signature(client.scheduler_info).parameters
