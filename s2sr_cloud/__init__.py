@@ -9,7 +9,7 @@ from typing import Any
 from . import bands
 from ._version import __version__
 
-_API = ("input_for", "load", "open_output", "search", "super_resolve", "write")
+_API = ("input_for", "load", "open_output", "run", "search", "super_resolve", "write")
 
 
 def __getattr__(name: str) -> Any:

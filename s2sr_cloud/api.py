@@ -20,13 +20,15 @@ from odc.geo.geobox import GeoBox
 from .bands import ALL_BANDS
 from .catalog.search import search_items
 from .catalog.server import sample_items
-from .config import SAMPLE, parse_bands, validate_bbox, validate_datetime
+from .config import SAMPLE, load_config, parse_bands, validate_bbox, validate_datetime
+from .errors import ConfigError
 from .io.env import configure_reads
 from .io.load import GridSpec, area_geometry, grid_for, load_reflectance
 from .io.store import open_output
 from .model.predictors import get_predictor
 from .pipeline import graph
-from .pipeline.plan import catalog_url
+from .pipeline.plan import catalog_url, plan_job
+from .pipeline.run import execute
 from .pipeline.write import write_output
 
 
@@ -47,17 +49,24 @@ def search(catalog: str = SAMPLE, collection: str = "sentinel-2-l2a", *, bbox: t
 
 
 def load(items: list[pystac.Item], bands: tuple[str, ...] | str = ALL_BANDS, *,
-         bbox: tuple[float, ...] | None = None, geometry: dict[str, Any] | None = None, chunk: int = 384) -> xr.Dataset:
-    """Lazy float32 reflectance on the scenes' native UTM grid (coarse bands replicated, nodata NaN)."""
+         bbox: tuple[float, ...] | None = None, geometry: dict[str, Any] | None = None,
+         chunk: int | None = None, scale: int = 4) -> xr.Dataset:
+    """Lazy float32 reflectance on the scenes' native UTM grid (coarse bands replicated, nodata NaN), chunked as
+    ``s2sr run`` would chunk it for ``scale`` unless ``chunk`` is given."""
     configure_reads()
     grid = grid_for(items, parse_bands(bands), area_geometry(bbox, geometry))
-    return load_reflectance(items, grid, chunk)
+    return load_reflectance(items, grid, chunk or graph.default_chunk(scale))
 
 
 def super_resolve(ds: xr.Dataset, scale: int = 4, model: str = "default", *, chunk: int | None = None,
                   dtype: str = "uint16", ensemble: int | None = None) -> xr.Dataset:
     """Lazy super-resolution of a ``load`` result; statistics sums ride along in ``chunk_sums``."""
+    if not isinstance(ds, xr.Dataset):
+        raise ConfigError(f"super_resolve takes the Dataset that s2sr_cloud.load returns (bands as (time, y, x) "
+                          f"variables), not a {type(ds).__name__}")
     bands = tuple(v for v in ds.data_vars if ds[v].dims == ("time", "y", "x"))
+    if not bands:
+        raise ConfigError("super_resolve found no (time, y, x) band variables: pass what s2sr_cloud.load returns")
     return graph.super_resolve(ds, scale, get_predictor(model, bands=bands, ensemble=ensemble), chunk=chunk,
                                quantize=dtype == "uint16")
 
@@ -67,6 +76,13 @@ def write(sr: xr.Dataset, url: str, *, dtype: str = "uint16", client: Any = None
     """Compute and store a ``super_resolve`` result; returns the per-band statistics and the SAM."""
     report = write_output(sr, url, dtype=dtype, client=client, progress=progress)
     return report.table, report.sam
+
+
+def run(**fields: Any) -> list[Any]:
+    """The whole job, exactly as ``s2sr run`` does it (same JobConfig validation, defaults and plan):
+    ``s2sr_cloud.run(out="x.zarr", bbox=(...), datetime="last-month", scale=4)``. Returns one result per zone."""
+    cfg = load_config(None, fields)
+    return execute(plan_job(cfg), progress=False)
 
 
 def input_for(out: xr.Dataset) -> xr.Dataset:
@@ -85,4 +101,4 @@ def input_for(out: xr.Dataset) -> xr.Dataset:
     return load_reflectance(items, grid, int(np.max(out.attrs["chunk_input"][0])))
 
 
-__all__ = ["input_for", "load", "open_output", "search", "super_resolve", "write"]
+__all__ = ["input_for", "load", "open_output", "run", "search", "super_resolve", "write"]
