@@ -36,6 +36,18 @@ class SceneInfo:
     cloud_cover: float | None
 
 
+SCL = "SCL"  # the canonical name of the L2A scene classification asset
+SCL_KEYS = ("scl", "SCL")  # earth-search v1, Planetary Computer
+
+
+def find_scl(item: pystac.Item) -> str | None:
+    """The item's scene-classification (SCL) asset key, or None (L1C and other collections have none)."""
+    for key in SCL_KEYS:
+        if key in item.assets:
+            return key
+    return None
+
+
 RASTER_TYPES = ("image/tiff", "image/jp2", "image/vnd.stac.geotiff", "application/x-geotiff")
 
 
@@ -115,10 +127,16 @@ def describe_items(items: list[pystac.Item], bands: tuple[str, ...]) -> list[Sce
     return [describe_item(it, bands) for it in items]
 
 
-def normalize_item(item: pystac.Item, bands: tuple[str, ...]) -> pystac.Item:
-    """A copy whose assets are exactly the canonical bands (B01 ... B8A), so that odc-stac sees one naming."""
+def normalize_item(item: pystac.Item, bands: tuple[str, ...], scl: bool = False) -> pystac.Item:
+    """A copy whose assets are exactly the canonical bands (B01 ... B8A), so that odc-stac sees one naming;
+    with ``scl`` also the scene classification as ``SCL``."""
     out = item.clone()
     keys = {b: find_asset(item, b) for b in bands}
+    if scl:
+        key = find_scl(item)
+        if key is None:
+            raise AssetError(f"item {item.id} has no scene classification (scl/SCL) asset: use --mask none")
+        keys[SCL] = key
     out.assets = {}
     for band, key in keys.items():
         asset = item.assets[key].clone()

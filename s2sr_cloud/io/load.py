@@ -24,12 +24,69 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box, unary_union
 
 from ..bands import FACTOR_ATTR
-from ..catalog.items import SceneInfo, describe_items, normalize_item
+from ..catalog.items import SCL, SceneInfo, describe_items, find_scl, normalize_item
 from ..errors import AssetError, ConfigError
 
 # odc-geo/rasterio emit ~150 affine PendingDeprecationWarnings per load (shared NOTES.md); they say nothing to users.
 warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module=r"(odc|rasterio|affine).*")
 warnings.filterwarnings("ignore", message="Dataset has no geotransform", module=r"rasterio.*")
+
+
+# ESA L2A scene classification (SCL) classes
+SCL_CLASSES = {0: "no data", 1: "saturated or defective", 2: "dark area pixels", 3: "cloud shadows",
+               4: "vegetation", 5: "not vegetated", 6: "water", 7: "unclassified", 8: "cloud medium probability",
+               9: "cloud high probability", 10: "thin cirrus", 11: "snow or ice"}
+DEFAULT_MASK_CLASSES = (0, 1, 3, 8, 9, 10)  # snow (11) is optional: --mask-classes 0,1,3,8,9,10,11
+MASK_MODES = ("scl", "none")
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """What is masked: ``mode`` scl (the listed SCL classes become NaN) or none; ``note`` says why, for summaries."""
+
+    mode: str = "scl"
+    classes: tuple[int, ...] = DEFAULT_MASK_CLASSES
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.mode != "scl":
+            return f"none{f' ({self.note})' if self.note else ''}"
+        return "scl: " + ", ".join(f"{c} {SCL_CLASSES.get(c, '?')}" for c in self.classes)
+
+    def attrs(self) -> dict[str, Any]:
+        return {"mode": self.mode, "classes": list(self.classes) if self.mode == "scl" else [],
+                "class_names": [SCL_CLASSES.get(c, "?") for c in self.classes] if self.mode == "scl" else [],
+                "note": self.note}
+
+
+def parse_mask_classes(value: Any) -> tuple[int, ...]:
+    """``"0,1,3"`` or ``[0, 1, 3]`` -> (0, 1, 3), each an SCL class 0-11."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        out = tuple(sorted({int(str(p).strip()) for p in parts if str(p).strip() != ""}))
+    except ValueError:
+        raise ConfigError(f"--mask-classes takes SCL class numbers 0-11 separated by commas, got {value!r}") from None
+    if not out or any(c not in SCL_CLASSES for c in out):
+        raise ConfigError(f"--mask-classes takes SCL class numbers 0-11 separated by commas, got {value!r}")
+    return out
+
+
+def resolve_mask(items: list[pystac.Item], mode: str | None = "scl",
+                 classes: tuple[int, ...] | None = None) -> MaskSpec:
+    """The mask a job gets: ``scl`` where every item has an SCL asset (L2A); ``none`` where none has (L1C),
+    said in the note; items of both kinds are refused."""
+    mode = mode or "scl"
+    if mode not in MASK_MODES:
+        raise ConfigError(f"--mask must be one of {', '.join(MASK_MODES)}, got {mode!r}")
+    if mode == "none":
+        return MaskSpec("none", (), "--mask none")
+    have = [find_scl(it) is not None for it in items]
+    if not any(have):
+        return MaskSpec("none", (), "the scenes have no SCL asset (e.g. L1C): nothing masked")
+    if not all(have):
+        missing = [it.id for it, h in zip(items, have, strict=True) if not h]
+        raise AssetError(f"{len(missing)} scene(s) have no SCL asset ({', '.join(missing[:2])}): use --mask none")
+    return MaskSpec("scl", tuple(classes) if classes else DEFAULT_MASK_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -109,18 +166,39 @@ def area_geometry(bbox: tuple[float, ...] | None, geometry: dict[str, Any] | Non
     return None
 
 
-def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int) -> xr.Dataset:
+def _footprint_all(valid: np.ndarray, f: int) -> np.ndarray:
+    """(..., h, w) bool -> True only where the whole f x f native footprint is True (chunk-local)."""
+    *lead, h, w = valid.shape
+    ok = valid.reshape(*lead, h // f, f, w // f, f).all(axis=(-3, -1))
+    return np.repeat(np.repeat(ok, f, axis=-2), f, axis=-1)
+
+
+def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int, mask: MaskSpec | str | None = "scl",
+                     mask_classes: tuple[int, ...] | None = None, composite: str | None = None) -> xr.Dataset:
     """Lazily load ``grid.bands`` as float32 reflectance (nodata -> NaN), dims (time, y, x), one time step per
-    solar day (same-day scenes mosaicked)."""
+    solar day (same-day scenes mosaicked).
+
+    ``mask``: a ``MaskSpec`` or ``"scl"``/``"none"`` (resolved by ``resolve_mask``). With scl, the SCL asset is
+    loaded by the same odc-stac call, nearest-resampled onto the band grid, and every band's native pixel whose
+    footprint touches a masked class becomes NaN (so a 20/60 m pixel is valid only where all of it is).
+    ``composite="median"``: one time step, the per-pixel median of each band's valid observations, with
+    ``obs_count`` (dates that fed each grid pixel, finest bands) and ``composite_items`` in the attributes."""
+    import dask.array as dsa
     import odc.stac
 
     bands = grid.bands
+    spec = mask if isinstance(mask, MaskSpec) else resolve_mask(items, mask, mask_classes)
+    use_scl = spec.mode == "scl"
     scenes = describe_items(items, bands)
-    norm = [normalize_item(it, bands) for it in items]
+    norm = [normalize_item(it, bands, scl=use_scl) for it in items]
+    align = grid.align
+    chunk = max(align, int(chunk) // align * align)  # footprints never straddle a chunk
     raw = odc.stac.load(
-        norm, bands=list(bands), geobox=grid.geobox, chunks={"time": 1, "y": chunk, "x": chunk},
+        norm, bands=list(bands) + ([SCL] if use_scl else []), geobox=grid.geobox,
+        chunks={"time": 1, "y": chunk, "x": chunk},
         groupby="solar_day", resampling="nearest", dtype="uint16", nodata=0, fail_on_error=True,
     )
+    scl_bad = raw[SCL].isin(list(spec.classes)) if use_scl else None
     # per-day scaling: the scenes of a solar day share a processing baseline
     by_day: dict[np.datetime64, SceneInfo] = {}
     for item, scene in zip(items, scenes, strict=True):
@@ -134,8 +212,46 @@ def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int) -> xr
         offset = xr.DataArray(np.array([s.offset for s in sc], "float32"), dims="time", coords={"time": raw.time})
         nodata = sc[0].nodata
         da = raw[b]
-        out[b] = (da.where(da != nodata) * scale + offset).astype("float32")
-        out[b].attrs = {FACTOR_ATTR: grid.factors[bands.index(b)], "units": "1",
-                        "long_name": f"Sentinel-2 {b} surface reflectance"}
-    ds = xr.Dataset(out, attrs={"items": [it.id for it in items], "resolution": grid.resolution})
+        f = grid.factors[bands.index(b)]
+        valid = da != nodata
+        if scl_bad is not None:
+            valid = valid & ~scl_bad
+            if f > 1:
+                valid = valid.copy(data=dsa.map_blocks(_footprint_all, valid.data, f, dtype=bool))
+        out[b] = (da.where(valid) * scale + offset).astype("float32")
+        out[b].attrs = {FACTOR_ATTR: f, "units": "1", "long_name": f"Sentinel-2 {b} surface reflectance"}
+    ds = xr.Dataset(out, attrs={"items": [it.id for it in items], "resolution": grid.resolution,
+                                "mask": spec.attrs()})
+    if composite not in (None, "none"):
+        if composite != "median":
+            raise ConfigError(f"--composite must be median or none, got {composite!r}")
+        ds = median_composite(ds, bands, grid.factors, [it.id for it in items])
     return ds.rio.write_crs(grid.geobox.crs.to_wkt())
+
+
+COUNT = "obs_count"
+
+
+def median_composite(ds: xr.Dataset, bands: tuple[str, ...], factors: tuple[int, ...], items: list[str]
+                     ) -> xr.Dataset:
+    """One time step: per band, the per-pixel median over time of the valid (non-NaN) observations, lazily.
+    ``obs_count`` (uint16, no time axis beyond the one step): how many dates were valid in the finest bands."""
+    out = {}
+    for b in bands:
+        v = ds[b].chunk({"time": -1})
+        med = v.median("time", skipna=True).astype("float32")
+        out[b] = med.expand_dims(time=ds.time.values[:1]).transpose("time", "y", "x")
+        out[b].attrs = dict(ds[b].attrs)
+        out[b].attrs["long_name"] = f"Sentinel-2 {b} surface reflectance, median of the valid observations"
+    fine = [b for b, f in zip(bands, factors, strict=True) if f == min(factors)]
+    ok = ds[fine[0]].notnull()
+    for b in fine[1:]:
+        ok = ok & ds[b].notnull()
+    count = ok.sum("time").astype("uint16").expand_dims(time=ds.time.values[:1]).transpose("time", "y", "x")
+    res = xr.Dataset(out, attrs=dict(ds.attrs))
+    res[COUNT] = count.chunk({"time": 1})
+    res[COUNT].attrs = {"long_name": "number of dates with a valid (unmasked) observation that fed the median",
+                        "units": "1"}
+    res.attrs.update({"composite": "median", "composite_items": list(items),
+                      "composite_dates": [str(t)[:10] for t in ds.time.values]})
+    return res

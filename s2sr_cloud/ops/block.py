@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import tops
+from .stats import COMPARISONS, NSUM
 from .resample import bicubic, block_mean, fill_nan, project, quantize_consistent, replicate
 
 DN_MAX = 65534  # 65535 is the fill value of the uint16 store
@@ -190,7 +191,8 @@ def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
 
 def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """The chunk function on the device: x (T, C, H, W) float32 with ``spec.halo`` context on each side ->
-    (y (T, C[+1], (H-2h)s, (W-2h)s) float32, sums (T, 2, C+1, NSUM) float64)."""
+    (y (T, C[+1], (H-2h)s, (W-2h)s) float32, sums (T, 3, C+1, NSUM) float64). The third comparison is the
+    point comparison of the consistent bicubic reference (the detail layer's), when ``spec.detail``."""
     s, h, si, fi = spec.scale, spec.halo, spec.smooth_iters, spec.fill_iters
     least = max(input_reach(f, fi, si, spec.detail) for f in spec.factors)
     if h < least:  # too little context for the consistency layer: mirror the block (results near edges inexact)
@@ -215,7 +217,10 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
             with _Timer("detail", dev):
                 if getattr(predictor, "name", "") == "bicubic":
                     y[:, c] = 0.0  # the reference itself: nothing added
+                    ref_sums = None
                 else:
+                    ref_sums = torch.zeros((t, c, tops.NSUM), dtype=torch.float64, device=dev)
+                    xcore = _crop(x, h)
                     acc = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
                     cnt = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
                     ref_spec = BlockSpec(s, spec.factors, h, fi, si, None, False)
@@ -223,6 +228,8 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
                         xg = _crop(x[:, idx], h - input_reach(f, fi, si, detail=True))
                         smooth = _crop(_smooth_group(xg, f, s, fi), (fi + 2) * f * s)
                         ref = _consistent_group(smooth, _crop(xg, 2 * f), f, ref_spec, None)
+                        for k, ci in enumerate(idx):
+                            ref_sums[:, ci] = point_sums_t(xcore[:, ci], ref[:, k], s)
                         d = (y[:, idx] - ref.float()) ** 2
                         ok = ~torch.isnan(d)
                         acc += torch.where(ok, d, torch.zeros((), device=dev)).sum(1)
@@ -230,16 +237,36 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
                     y[:, c] = torch.sqrt(acc / cnt)  # 0/0 -> NaN where every band is nodata
         with _Timer("statistics", dev):
             sums = block_sums_t(_crop(x, h), y[:, :c], spec.factors, s)
+            if spec.detail:
+                if ref_sums is None:  # bicubic: the output is its own reference
+                    sums[:, 2, :c, :tops.NSUM] = sums[:, 1, :c, :tops.NSUM]
+                else:
+                    sums[:, 2, :c, :tops.NSUM] = ref_sums
     return y, sums
+
+
+def point_sums_t(x: torch.Tensor, y: torch.Tensor, scale: int, strip: int = 256) -> torch.Tensor:
+    """Point-comparison sums of one band: x (T, h, w) input, y (T, h*s, w*s) -> (T, tops.NSUM), in strips."""
+    t, h, w = x.shape
+    s = scale
+    out = torch.zeros((t, tops.NSUM), dtype=torch.float64, device=x.device)
+    for ti in range(t):
+        for r0 in range(0, h, strip):
+            r1 = min(h, r0 + strip)
+            yv = y[ti, r0 * s:r1 * s].double().reshape(r1 - r0, s, w, s)
+            out[ti] += tops.sums(x[ti, r0:r1].double()[:, None, :, None], yv)
+    return out
 
 
 def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], scale: int) -> torch.Tensor:
     """Torch twin of ``ops.stats.block_sums``: x (T, C, h, w) input core, y (T, C, h*s, w*s) output.
-    Returns (T, 2, C + 1, NSUM) float64: per comparison, per band the sums; row C holds SAM [pixels, angle sum].
+    Returns (T, 3, C + 1, NSUM) float64: per comparison, per band the sums (the ``point_bicubic`` rows are left
+    0 for ``block_t`` to fill), ``n_invalid`` the band's NaN input pixels; row C holds SAM [pixels, angle sum].
     Computed in strips of rows, so the float64 temporaries stay small."""
     t, c, h, w = x.shape
     s = scale
-    out = torch.zeros((t, 2, c + 1, tops.NSUM), dtype=torch.float64, device=x.device)
+    out = torch.zeros((t, len(COMPARISONS), c + 1, NSUM), dtype=torch.float64, device=x.device)
+    out[:, :, :c, tops.NSUM] = torch.isnan(x).sum((-2, -1)).double()[:, None, :]
     align = int(np.lcm.reduce([int(f) for f in factors]))
     strip = max(align, (256 // align) * align)
     for ti in range(t):
@@ -250,11 +277,11 @@ def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], sca
                 xb = x[ti, ci, r0:r1].double()
                 yb = y[ti, ci, r0 * s:r1 * s].double()
                 deg = tops.replicate(tops.block_mean(yb, f * s), f)
-                out[ti, 0, ci] += tops.sums(xb, deg)
+                out[ti, 0, ci, :tops.NSUM] += tops.sums(xb, deg)
                 sam_c.add(xb, deg)
                 yv = yb.reshape(r1 - r0, s, w, s)
                 xv = xb[:, None, :, None]
-                out[ti, 1, ci] += tops.sums(xv, yv)
+                out[ti, 1, ci, :tops.NSUM] += tops.sums(xv, yv)
                 sam_p.add(xv, yv)
             out[ti, 0, c, :2] += sam_c.result()
             out[ti, 1, c, :2] += sam_p.result()
@@ -263,13 +290,36 @@ def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], sca
 
 def super_resolve_block_sums(block: np.ndarray, predictor: Predictor, spec: BlockSpec
                              ) -> tuple[np.ndarray, np.ndarray]:
-    """numpy in, numpy out: (T, C, H, W) with ``spec.halo`` context -> (y float32, statistics sums float64)."""
+    """numpy in, numpy out: (T, C, H, W) with ``spec.halo`` context -> (y float32, statistics sums float64).
+
+    A block whose core (the part inside the halo) holds no valid input pixel in any band is not sent to the
+    predictor: its output is NaN (what the chunk function gives there anyway: NaN stays in its own footprint)
+    and its sums count only the invalid pixels (``n`` = 0 marks it empty)."""
+    if is_empty(block, spec):
+        return empty_result(block, spec)
     dev = predictor.torch_device()
     with _Timer("to_device", dev):
         x = to_device(block, dev)
     y, sums = block_t(x, predictor, spec)
     with _Timer("to_host", dev):
         return to_host(y), to_host(sums)
+
+
+def is_empty(block: np.ndarray, spec: BlockSpec) -> bool:
+    """No valid input pixel in the block's core (any band, any time step)."""
+    h = spec.halo
+    core = block[..., h:block.shape[-2] - h, h:block.shape[-1] - h]
+    return bool(np.isnan(core).all())
+
+
+def empty_result(block: np.ndarray, spec: BlockSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk function's result for an empty block, without the predictor: all NaN, sums with n = 0."""
+    t, c, hh, ww = block.shape
+    ch, cw = hh - 2 * spec.halo, ww - 2 * spec.halo
+    y = np.full((t, c + (1 if spec.detail else 0), ch * spec.scale, cw * spec.scale), np.nan, np.float32)
+    sums = np.zeros((t, len(COMPARISONS), c + 1, NSUM))
+    sums[:, :, :c, tops.NSUM] = ch * cw
+    return y, sums
 
 
 def super_resolve_block(block: np.ndarray, predictor: Predictor, spec: BlockSpec) -> np.ndarray:

@@ -5,7 +5,11 @@ Two comparisons per band, as in the seed analysis:
   degradation operator) against the input. The consistency layer drives this to ~0.
 - ``point``: every output pixel against the input pixel that contains it. Measures how much sub-pixel detail
   was added (0 would mean the output is the blocky input).
+- ``point_bicubic``: the same point comparison for the consistent bicubic upsampling (what ``--model bicubic``
+  writes), computed in the same pass: the reference the model's point figures read against.
 Metrics: RMSE, mean bias (output - input), MAE, Pearson r per band, and the mean spectral angle (SAM, degrees).
+Only valid pixels count: a pair where either side is NaN (masked, no data) is left out, and ``n`` says how many
+pixels each figure rests on; ``n_invalid`` counts the input grid pixels of the band that were NaN.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import numpy as np
 
 from .resample import block_mean, replicate
 
-COMPARISONS = ("consistency", "point")
-SUMS = ("n", "sx", "sy", "sxx", "syy", "sxy", "sabs", "ssd")  # x = input, y = output side
+COMPARISONS = ("consistency", "point", "point_bicubic")
+SUMS = ("n", "sx", "sy", "sxx", "syy", "sxy", "sabs", "ssd", "n_invalid")  # x = input, y = output side
 METRICS = ("rmse", "bias", "mae", "r")
 NSUM = len(SUMS)
 
@@ -40,27 +44,32 @@ def _sam_sums(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array([good.sum(), np.degrees(np.arccos(cos)).sum()])
 
 
-def block_sums(x: np.ndarray, y: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
-    """x: (T, C, h, w) input block (no halo); y: (T, C, h*s, w*s) output block.
-    Returns (T, 2, C + 1, NSUM): per comparison, per band the sums; row C holds SAM [pixels, angle sum]."""
+def block_sums(x: np.ndarray, y: np.ndarray, factors: tuple[int, ...], scale: int,
+               ref: np.ndarray | None = None) -> np.ndarray:
+    """x: (T, C, h, w) input block (no halo); y: (T, C, h*s, w*s) output block; ref: the bicubic reference
+    (same shape as y) or None (its rows stay 0).
+    Returns (T, 3, C + 1, NSUM): per comparison, per band the sums; row C holds SAM [pixels, angle sum]."""
     t, c = x.shape[:2]
-    out = np.zeros((t, 2, c + 1, NSUM))
+    out = np.zeros((t, len(COMPARISONS), c + 1, NSUM))
     for ti in range(t):
         degraded = np.stack([replicate(block_mean(y[ti, i].astype(np.float64), f * scale), f)
                              for i, f in enumerate(factors)])
         points = replicate(x[ti], scale)
         for ci in range(c):
-            out[ti, 0, ci] = _sums(x[ti, ci], degraded[ci])
-            out[ti, 1, ci] = _sums(points[ci], y[ti, ci])
+            out[ti, 0, ci, :8] = _sums(x[ti, ci], degraded[ci])
+            out[ti, 1, ci, :8] = _sums(points[ci], y[ti, ci])
+            if ref is not None:
+                out[ti, 2, ci, :8] = _sums(points[ci], ref[ti, ci])
+            out[ti, :, ci, 8] = np.isnan(x[ti, ci]).sum()
         out[ti, 0, c, :2] = _sam_sums(x[ti], degraded)
         out[ti, 1, c, :2] = _sam_sums(points, y[ti, :c])
     return out
 
 
 def finalize(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(..., 2, C + 1, NSUM) sums -> metrics (..., 2, C, 4) and SAM (..., 2). Empty sets give NaN."""
+    """(..., K, C + 1, NSUM) sums -> metrics (..., K, C, 4) and SAM (..., K). Empty sets give NaN."""
     s = sums[..., :-1, :]
-    n, sx, sy, sxx, syy, sxy, sabs, ssd = (s[..., i] for i in range(NSUM))
+    n, sx, sy, sxx, syy, sxy, sabs, ssd = (s[..., i] for i in range(8))
     with np.errstate(invalid="ignore", divide="ignore"):
         mse = ssd / n  # not syy - 2 sxy + sxx: that cancels catastrophically near 0
         rmse = np.sqrt(np.maximum(mse, 0))

@@ -20,12 +20,13 @@ import xarray as xr
 from affine import Affine
 
 from ..bands import FACTOR_ATTR
+from ..io.load import COUNT
 from ..io.store import DETAIL, DONE, STORE_QUANTUM, SUMS
 from ..model.predictors import BicubicPredictor, TorchPredictor
 from ..ops.block import BlockSpec, super_resolve_block_sums
 from ..errors import ConfigError
 from ..ops.halo import ChunkError, plan_chunks, required_halo
-from ..ops.stats import NSUM
+from ..ops.stats import COMPARISONS, NSUM
 
 # Bytes a worker holds per output pixel of a chunk: 13 float32 channels (12 bands + detail), about four times
 # over at the peak (the prediction canvas, the result, the writer's stacked copy and its uint16 encoding).
@@ -47,7 +48,8 @@ def default_chunk(scale: int) -> int:
 
 def _sr_pair(block: np.ndarray, predictor: BicubicPredictor | TorchPredictor, spec: BlockSpec,
              threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One SR task: the output block and its statistics sums, (T, 2 * (C + 1) * NSUM, 1, 1)."""
+    """One SR task: the output block and its statistics sums, (T, K * (C + 1) * NSUM, 1, 1) for the K
+    comparisons. An empty block (no valid input pixel) does not reach the predictor (``ops.block``)."""
     from ..model.predictors import torch_threads
 
     torch_threads(threads)
@@ -94,7 +96,7 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     per-block statistics sums, computed in the same pass as the bands). ``quantize`` rounds outputs to the uint16
     store grid with per-footprint sums preserved, so the stored product stays exactly consistent."""
     predictor = predictor or BicubicPredictor()
-    bands = [v for v in ds.data_vars if ds[v].dims == ("time", "y", "x")]
+    bands = [v for v in ds.data_vars if ds[v].dims == ("time", "y", "x") and v != COUNT]
     factors = tuple(int(ds[b].attrs.get(FACTOR_ATTR, 1)) for b in bands)
     align = int(np.lcm.reduce(factors))
     spec_halo = required_halo(predictor.reach(factors, scale), factors, 2, 2, detail=True)
@@ -125,7 +127,7 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
                                  meta=np.empty((0, 0, 0, 0), np.float32), name="s2sr-super-resolve")
     y = pair.map_blocks(_first, chunks=out_chunks, dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32),
                         name="s2sr-sr-output")
-    nsum = 2 * (len(bands) + 1) * NSUM
+    nsum = len(COMPARISONS) * (len(bands) + 1) * NSUM
     sums = pair.map_blocks(_second, dtype=np.float64,
                            chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
                            meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
@@ -166,5 +168,6 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
         "native_factors": list(factors), "input_resolution": res, "resolution": fine,
         "chunk_input": [list(ychunks), list(xchunks)],
         "quantized_to_store": bool(quantize),
+        **{k: ds.attrs[k] for k in ("mask", "composite", "composite_items", "composite_dates") if k in ds.attrs},
     })
     return out

@@ -40,18 +40,51 @@ class RunResult:
     found_more: bool = False
     limit: int = 0
     model: str = ""
+    chunks_empty: int | None = None  # chunks of this run with no valid input pixel (None: read from the store)
+    masked_fraction: float | None = None
+    mask: str | None = None
 
 
 def format_table(stats: dict[str, Any], sam: dict[str, float]) -> str:
+    """Per band: consistency and point figures of the model, the bicubic point reference beside them (when the
+    store has it), and the number of valid pixels the figures rest on. Bias is output minus input."""
+    comps = [c for c in COMPARISONS if c in stats]
     bands = list(next(iter(stats.values())))
-    lines = [f"{'band':<5} | {'consistency (output averaged back vs input)':^46} | "
-             f"{'point samples (output vs containing input pixel)':^46}",
-             f"{'':<5} | " + " | ".join(" ".join(f"{m:>11}" for m in METRICS) for _ in COMPARISONS)]
+    heads = {"consistency": "consistency (output averaged back vs input)",
+             "point": "point samples (output vs containing input pixel)",
+             "point_bicubic": "point, bicubic reference"}
+    width = {c: 11 * len(METRICS) + len(METRICS) - 1 for c in comps}
+    lines = [f"{'band':<5} | " + " | ".join(f"{heads[c]:^{width[c]}}" for c in comps) + " | valid px",
+             f"{'':<5} | " + " | ".join(" ".join(f"{m:>11}" for m in METRICS) for _ in comps) + " | (input)"]
     for b in bands:
-        cells = [" ".join(f"{stats[c][b][m]:>11.3g}" for m in METRICS) for c in COMPARISONS]
-        lines.append(f"{b:<5} | " + " | ".join(cells))
-    lines.append(f"{'SAM':<5} | {sam['consistency']:>11.4g} deg{'':31} | {sam['point']:>11.4g} deg")
+        cells = [" ".join(f"{stats[c][b][m]:>11.3g}" for m in METRICS) for c in comps]
+        n = stats["consistency"][b].get("n")
+        lines.append(f"{b:<5} | " + " | ".join(cells) + (f" | {int(n)}" if n is not None else ""))
+    lines.append(f"{'SAM':<5} | " + " | ".join(
+        f"{sam.get(c, float('nan')):>11.4g} deg{'':{width[c] - 15}}" for c in comps))
+    lines.append("bias = output minus input; point_bicubic is what --model bicubic gives: the model's point RMSE "
+                 "reads against it")
     return "\n".join(lines)
+
+
+def _mask_line(r: RunResult) -> tuple[str, int]:
+    """The mask line of the summary and the empty chunks of this run (from the result, else from the store)."""
+    mask, frac, empty = r.mask, r.masked_fraction, r.chunks_empty
+    if mask is None or frac is None or empty is None:
+        try:
+            attrs = store.read_attrs(r.out)
+        except Exception:  # noqa: BLE001
+            attrs = {}
+        m = attrs.get("mask") or {}
+        if mask is None and m:
+            mask = ("scl: classes " + ",".join(map(str, m.get("classes", []))) if m.get("mode") == "scl"
+                    else "none" + (f" ({m['note']})" if m.get("note") else ""))
+        frac = attrs.get("masked_fraction") if frac is None else frac
+        empty = min(int(attrs.get("chunks_empty", 0)), r.chunks_computed) if empty is None else empty
+    text = f"mask:     {mask or 'none'}"
+    if frac is not None:
+        text += f"; {100 * frac:.1f}% of the input pixels masked or without data"
+    return text, int(empty or 0)
 
 
 def summary(r: RunResult) -> str:
@@ -65,13 +98,15 @@ def summary(r: RunResult) -> str:
         ql = f"quicklook: FAILED ({r.quicklook_error}); the store is complete and valid"
     else:
         ql = "quicklook: (needs B02, B03, B04)"
+    mask_line, empty = _mask_line(r)
     return "\n".join([
         scenes,
         f"area:     {r.area_km2:.1f} km2, bands {','.join(r.bands)}, x{r.scale}",
         f"output:   {r.out}  {r.shape[0]} x {r.shape[1]} x {r.shape[2]} (time, y, x), {gb * 1000:.1f} MB on disk"
         + (f" ({r.action})" if r.action else ""),
-        f"chunks:   {r.chunks_computed} computed, {r.chunks_total - r.chunks_computed} already done, "
-        f"{r.chunks_total} in all",
+        f"chunks:   {r.chunks_computed - empty} computed, {empty} empty (no valid pixel: written as fill, "
+        f"not sent to the model), {r.chunks_total - r.chunks_computed} already done, {r.chunks_total} in all",
+        mask_line,
         f"time:     {r.seconds:.1f} s",
         ql,
         "",

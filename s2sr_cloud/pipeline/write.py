@@ -23,26 +23,110 @@ class WriteReport:
     table: dict[str, Any]
     sam: dict[str, float]
     chunks_total: int
-    chunks_computed: int
+    chunks_computed: int  # chunk tasks run by this call, empty ones included
+    chunks_empty: int = 0  # of those, chunks with no valid input pixel: written as fill, never sent to the model
+    masked_fraction: float | None = None  # input pixels (all bands) masked or no data, over the whole store
+    mask: str = ""  # what was masked, in words
 
 
-def compute_statistics(sums: np.ndarray, bands: list[str]) -> tuple[xr.Dataset, dict[str, Any], dict[str, float]]:
-    """(T, K, ny, nx) block sums -> overall and per-chunk metrics as a Dataset, plus plain dicts for printing."""
-    t, _, ny, nx = sums.shape
-    per_chunk = sums.transpose(0, 2, 3, 1).reshape(t, ny, nx, 2, len(bands) + 1, NSUM)
+COMPARISON_TEXT = {
+    "consistency": "the output averaged over each input pixel's native footprint vs that input pixel",
+    "point": "each output pixel vs the input pixel containing it (how much sub-pixel detail was added)",
+    "point_bicubic": "the consistent bicubic upsampling (what --model bicubic writes, before uint16 rounding) vs the "
+                     "input pixel containing each output pixel: the reference for the point comparison",
+}
+METRIC_TEXT = {
+    "rmse": "root mean square of (output - input)", "bias": "mean of (output - input): positive means the output "
+    "is brighter than the input", "mae": "mean absolute (output - input)", "r": "Pearson correlation of output and "
+    "input"}
+_DEFINITION = ("per band and comparison, over valid pixels only (a pixel masked or without data on either side "
+               "is left out; stats_n gives the pixel counts). Metrics: " +
+               "; ".join(f"{k}: {v}" for k, v in METRIC_TEXT.items()) + ". Comparisons: " +
+               "; ".join(f"{k}: {v}" for k, v in COMPARISON_TEXT.items()) + ". Units: reflectance (1) for rmse, "
+               "bias and mae; r is dimensionless.")
+
+
+def sum_labels(bands: list[str]) -> list[str]:
+    """Labels of the ``sum`` axis of ``chunk_sums``: comparison/band/quantity (x = input, y = output)."""
+    from ..ops.stats import SUMS as NAMES
+
+    return [f"{c}/{b}/{q}" for c in COMPARISONS for b in [*bands, "SAM"] for q in NAMES]
+
+
+def compute_statistics(sums: np.ndarray, bands: list[str], *, chunk_y: np.ndarray | None = None,
+                       chunk_x: np.ndarray | None = None) -> tuple[xr.Dataset, dict[str, Any], dict[str, float]]:
+    """(T, K, ny, nx) block sums -> overall and per-chunk metrics as a Dataset, plus plain dicts for printing.
+    ``chunk_y``/``chunk_x``: the chunk centres in the store CRS, which become those axes' coordinates."""
+    t, k, ny, nx = sums.shape
+    nc = k // ((len(bands) + 1) * NSUM)
+    comps = list(COMPARISONS[:nc])
+    per_chunk = sums.transpose(0, 2, 3, 1).reshape(t, ny, nx, nc, len(bands) + 1, NSUM)
     overall = per_chunk.sum(axis=(0, 1, 2))
     m_all, sam_all = finalize(overall)
     m_chunk, sam_chunk = finalize(per_chunk)
-    coords = {"comparison": list(COMPARISONS), "band": bands, "metric": list(METRICS)}
+    coords: dict[str, Any] = {"comparison": comps, "band": bands, "metric": list(METRICS)}
+    if k == len(sum_labels(bands)):
+        coords["sum"] = ("sum", sum_labels(bands), {"long_name": "what each chunk_sums entry sums: "
+                                                    "comparison/band/quantity, x = input, y = output"})
+    if chunk_y is not None and len(chunk_y) == ny:
+        coords["chunk_y"] = ("chunk_y", np.asarray(chunk_y, np.float64), {
+            "long_name": "y of the output chunk's centre", "units": "m", "standard_name": "projection_y_coordinate"})
+    if chunk_x is not None and len(chunk_x) == nx:
+        coords["chunk_x"] = ("chunk_x", np.asarray(chunk_x, np.float64), {
+            "long_name": "x of the output chunk's centre", "units": "m", "standard_name": "projection_x_coordinate"})
+    n_idx, inv_idx = 0, NSUM - 1
+    n_all = overall[:, :-1, n_idx]
+    n_chunk = per_chunk[..., :-1, n_idx]
+    invalid = overall[0, :-1, inv_idx]
+    invalid_chunk = per_chunk[..., 0, :-1, inv_idx]
+    sam_note = "mean spectral angle between output and input spectra, over pixels valid in every band"
     ds = xr.Dataset({
-        "stats": (("comparison", "band", "metric"), m_all),
-        "sam_deg": (("comparison",), sam_all),
-        "chunk_stats": (("time", "chunk_y", "chunk_x", "comparison", "band", "metric"), m_chunk),
-        "chunk_sam_deg": (("time", "chunk_y", "chunk_x", "comparison"), sam_chunk),
+        "stats": (("comparison", "band", "metric"), m_all, {
+            "long_name": "spectral consistency statistics per band", "units": "1", "definition": _DEFINITION}),
+        "stats_n": (("comparison", "band"), n_all, {
+            "long_name": "number of valid pixels each statistic rests on", "units": "1",
+            "definition": "consistency: input grid pixels; point comparisons: output pixels"}),
+        "sam_deg": (("comparison",), sam_all, {"long_name": "spectral angle (SAM)", "units": "degree",
+                                               "definition": sam_note + " (not computed for point_bicubic)"}),
+        "invalid_pixels": (("band",), invalid, {
+            "long_name": "input grid pixels masked (SCL) or without data, per band", "units": "1"}),
+        "chunk_stats": (("time", "chunk_y", "chunk_x", "comparison", "band", "metric"), m_chunk, {
+            "long_name": "spectral consistency statistics per band and output chunk", "units": "1",
+            "definition": _DEFINITION}),
+        "chunk_stats_n": (("time", "chunk_y", "chunk_x", "comparison", "band"), n_chunk, {
+            "long_name": "number of valid pixels each chunk statistic rests on", "units": "1"}),
+        "chunk_sam_deg": (("time", "chunk_y", "chunk_x", "comparison"), sam_chunk, {
+            "long_name": "spectral angle (SAM) per output chunk", "units": "degree", "definition": sam_note}),
+        "chunk_invalid_pixels": (("time", "chunk_y", "chunk_x", "band"), invalid_chunk, {
+            "long_name": "input grid pixels masked (SCL) or without data, per band and output chunk", "units": "1"}),
     }, coords=coords)
-    table = {comp: {b: {m: float(m_all[ci, bi, mi]) for mi, m in enumerate(METRICS)} for bi, b in enumerate(bands)}
-             for ci, comp in enumerate(COMPARISONS)}
-    return ds, table, {comp: float(sam_all[ci]) for ci, comp in enumerate(COMPARISONS)}
+    table = {comp: {b: {m: float(m_all[ci, bi, mi]) for mi, m in enumerate(METRICS)} | {"n": float(n_all[ci, bi])}
+                    for bi, b in enumerate(bands)}
+             for ci, comp in enumerate(comps)}
+    return ds, table, {comp: float(sam_all[ci]) for ci, comp in enumerate(comps)}
+
+
+def empty_chunks(sums: np.ndarray, n_bands: int) -> np.ndarray:
+    """(T, ny, nx) bool: chunks with no valid input pixel (their consistency ``n`` is 0 in every band)."""
+    t, k, ny, nx = sums.shape
+    per = sums.transpose(0, 2, 3, 1).reshape(t, ny, nx, -1, n_bands + 1, NSUM)
+    return per[..., 0, :-1, 0].sum(-1) == 0
+
+
+def masked_fraction(sums: np.ndarray, n_bands: int, input_pixels: int) -> float:
+    """Share of the input pixels (all bands) that were masked or had no data."""
+    t, k, ny, nx = sums.shape
+    per = sums.transpose(0, 2, 3, 1).reshape(t, ny, nx, -1, n_bands + 1, NSUM)
+    return float(per[..., 0, :-1, NSUM - 1].sum() / max(1, input_pixels * n_bands))
+
+
+def _write_block(*args: Any) -> Any:
+    """``store.write_block`` with empty (all fill) chunks written too: ``s2sr verify`` expects every done chunk's
+    object (zarr leaves all-fill chunks out by default)."""
+    import zarr
+
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        return store.write_block(*args)
 
 
 def _is_read_error(err: BaseException) -> bool:
@@ -112,7 +196,7 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     y0s, x0s = np.cumsum((0,) + ych[:-1]), np.cumsum((0,) + xch[:-1])
     keys = [(int(t), int(i), int(j)) for t, i, j in zip(*np.nonzero(~done), strict=True)]
     opts = store.storage_options(url)  # captured here, on the client
-    write = dask.delayed(store.write_block, pure=True)
+    write = dask.delayed(_write_block, pure=True)
     tasks = [write(url, opts, names, blocks[t, 0, i, j], sums[t, 0, i, j], t + t_offset, i, j, int(y0s[i]),
                    int(x0s[j]), dask_key_name=f"s2sr-write-{t + t_offset}-{i}-{j}-{tokenize(url)}")
              for t, i, j in keys]
@@ -120,8 +204,20 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     if not store.done_mask(url).all():
         raise OutputError(f"{store.redact_url(url)}: some chunks are not written; re-run the same command to finish "
                           "them")
-    stats_ds, table, sam = compute_statistics(store.read_chunk_sums(url, store.SUMS), bands)
+    all_sums = store.read_chunk_sums(url, store.SUMS)
+    cy = [float(out.y.values[a:a + n].mean()) for a, n in zip(np.cumsum((0,) + ych[:-1]), ych, strict=True)]
+    cx = [float(out.x.values[a:a + n].mean()) for a, n in zip(np.cumsum((0,) + xch[:-1]), xch, strict=True)]
+    stats_ds, table, sam = compute_statistics(all_sums, bands, chunk_y=np.array(cy), chunk_x=np.array(cx))
+    empty = empty_chunks(all_sums, len(bands))
+    n_empty = int(sum(empty[t + t_offset, i, j] for t, i, j in keys))
+    scale = int(out.attrs.get("scale", 1))
+    in_px = int(all_sums.shape[0] * (out.sizes["y"] // scale) * (out.sizes["x"] // scale))
+    frac = masked_fraction(all_sums, len(bands), in_px)
+    mask = out.attrs.get("mask") or {}
+    mask_text = (("scl: classes " + ",".join(map(str, mask.get("classes", [])))) if mask.get("mode") == "scl"
+                 else f"none{' (' + mask['note'] + ')' if mask.get('note') else ''}") if mask else ""
     if before_finish is not None:
         before_finish()
-    store.finish(url, stats_ds, {"statistics": table, "sam_deg": sam, **(final_attrs or {})})
-    return WriteReport(table, sam, int(done_all.size), len(keys))
+    store.finish(url, stats_ds, {"statistics": table, "sam_deg": sam, "masked_fraction": frac,
+                                 "chunks_empty": int(empty.sum()), **(final_attrs or {})})
+    return WriteReport(table, sam, int(done_all.size), len(keys), n_empty, frac, mask_text)
