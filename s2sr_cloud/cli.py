@@ -63,10 +63,18 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster", help="k8s:NAME[.NAMESPACE] (dask-kubernetes operator) or gateway:NAME (Dask Gateway)")
     p.add_argument("--chunk", type=int, help="input pixels per chunk side (default from --scale)")
     p.add_argument("--dtype", choices=["uint16", "float32"], help="storage type (default uint16 DN)")
+    p.add_argument("--zarr-format", type=int, choices=[2, 3], help="Zarr format of the store (default 3; 2 is what "
+                   "GDAL 3.4-3.10 and QGIS open)")
     p.add_argument("--quicklook", help="folder or .png path for the quick-look (default next to the output)")
     p.add_argument("--limit", type=int, help="most scenes taken from the search (default 100; a search that "
                    "matches more says so)")
     p.add_argument("--max-output-gb", type=float, help="refuse jobs whose output is larger (default 64)")
+    p.add_argument("--mask", choices=["scl", "none"], help="scl (default for L2A): pixels of the --mask-classes "
+                   "scene classes become nodata; none where the scenes have no SCL (L1C)")
+    p.add_argument("--mask-classes", help="SCL classes masked (default 0,1,3,8,9,10: no data, saturated, cloud "
+                   "shadow, cloud medium/high probability, thin cirrus; add 11 for snow)")
+    p.add_argument("--composite", choices=["median", "none"], help="median: one cloud-free time step, the "
+                   "per-pixel median of the valid observations in --datetime (default none)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (scenes, zones, size, chunks) and stop")
     p.add_argument("--report", action="store_true", help="also write <out>_report.html (s2sr report) next to each "
                    "store")

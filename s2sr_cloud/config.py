@@ -14,6 +14,8 @@ from .bands import ALL_BANDS, BY_NAME
 from .errors import ConfigError
 
 SAMPLE = "sample"
+SAMPLES = (SAMPLE, "sample10m")  # embedded scenes: decimated L2A (tests), real 10 m L1C crop (make demo)
+ZARR_FORMATS = (2, 3)
 DTYPES = ("uint16", "float32")
 ENSEMBLES = (1, 2, 4, 8)
 
@@ -47,6 +49,10 @@ class JobConfig:
     append_time: bool = False  # add the window's new scenes as new time steps to an existing store of this job
     datetime_expr: str | None = None  # the window as given (e.g. last-month) when ``datetime`` was resolved from it
     out_template: str | None = None  # --out as given when it held {start}/{end}/{collection}/{zone} fields
+    zarr_format: int = 3  # 2: what GDAL 3.4-3.10 and QGIS read (same guarantees: marker, status, checksums)
+    mask: str = "scl"  # scl: SCL classes mask_classes become nodata (none where the scenes have no SCL); or none
+    mask_classes: tuple[int, ...] | None = None  # None: io.load.DEFAULT_MASK_CLASSES (0,1,3,8,9,10)
+    composite: str = "none"  # median: one cloud-free time step from the valid observations of the window
 
     def __post_init__(self) -> None:
         if not isinstance(self.out, str) or not self.out.strip():
@@ -76,6 +82,16 @@ class JobConfig:
             raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.scheduler and self.cluster:
             raise ConfigError("give either --scheduler or --cluster, not both")
+        if self.mask not in ("scl", "none"):
+            raise ConfigError(f"--mask must be scl or none, got {self.mask!r}")
+        if self.mask_classes is not None:
+            from .io.load import parse_mask_classes
+
+            object.__setattr__(self, "mask_classes", parse_mask_classes(self.mask_classes))
+        if self.composite not in ("median", "none"):
+            raise ConfigError(f"--composite must be median or none, got {self.composite!r}")
+        if self.zarr_format not in ZARR_FORMATS:
+            raise ConfigError(f"--zarr-format must be 2 or 3, got {self.zarr_format!r}")
         if self.ensemble is not None and self.ensemble not in ENSEMBLES:
             raise ConfigError(f"--ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {self.ensemble!r}")
         if self.chunk is not None and not 16 <= self.chunk <= 100_000:
@@ -122,6 +138,13 @@ class JobConfig:
         spec["catalog"] = redact_url(spec["catalog"])
         if self.append_time:
             spec["append_time"] = True
+        if self.zarr_format != 3:  # (absent for the default: specs of earlier stores stay the same)
+            spec["zarr_format"] = self.zarr_format
+        if self.mask != "scl" or self.mask_classes is not None:  # (absent for the default, as above)
+            spec["mask"] = self.mask
+            spec["mask_classes"] = list(self.mask_classes) if self.mask_classes is not None else None
+        if self.composite != "none":
+            spec["composite"] = self.composite
         return spec
 
     def replace(self, **changes: Any) -> JobConfig:
@@ -256,7 +279,8 @@ _TYPES: dict[str, type] = {"out": str, "catalog": str, "collection": str, "datet
                            "scheduler": str, "cluster": str, "dtype": str, "quicklook": str, "max_cloud": float,
                            "max_output_gb": float, "lease_ttl": float, "scale": int, "ensemble": int, "chunk": int,
                            "limit": int, "task_retries": int, "overwrite": bool, "now": str,
-                           "append_time": bool}
+                           "append_time": bool, "zarr_format": int,
+                           "mask": str, "composite": str}
 # read once, here at the edge; flags and the YAML file override them
 _ENV = {"lease_ttl": "S2SR_LOCK_TTL", "task_retries": "S2SR_TASK_RETRIES"}
 
