@@ -30,6 +30,10 @@ BANDS: tuple[Band, ...] = (
 BY_NAME = {b.name: b for b in BANDS}
 ALL_BANDS: tuple[str, ...] = tuple(b.name for b in BANDS)
 RGB = ("B04", "B03", "B02")
+# the band groups by native resolution (metres), in band-table order: the one home of this split
+BY_RESOLUTION: dict[int, tuple[str, ...]] = {r: tuple(b.name for b in BANDS if b.resolution == r) for r in (10, 20, 60)}
+# grid pixels per native pixel of each band on the 10 m grid, in ALL_BANDS order
+FACTORS_10M: tuple[int, ...] = tuple(b.resolution // 10 for b in BANDS)
 
 
 def asset_keys(name: str) -> tuple[str, ...]:

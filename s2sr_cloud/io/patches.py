@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bands import BY_NAME
+from ..bands import BY_NAME, BY_RESOLUTION
 from ..errors import ConfigError
 
-B10 = ("B02", "B03", "B04", "B08")
-B20 = ("B05", "B06", "B07", "B8A", "B11", "B12")
-B60 = ("B01", "B09")
+B10, B20, B60 = BY_RESOLUTION[10], BY_RESOLUTION[20], BY_RESOLUTION[60]  # band groups, from the band table
 FACTOR = {b: BY_NAME[b].resolution // 10 for b in B10 + B20 + B60}
 
 

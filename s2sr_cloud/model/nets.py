@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..bands import ALL_BANDS, BY_RESOLUTION, FACTORS_10M
+
 
 class ResidualSR(nn.Module):
     """Small residual network over a bicubic base: works at low resolution, upsamples late (pixel shuffle),
@@ -174,11 +176,11 @@ def _check_ensemble(n: int) -> int:
 
 
 # canonical band order of the pipeline stack and the native factor of each band on the 10 m grid
-S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
-S2_FACTORS = (6, 1, 1, 1, 2, 2, 2, 1, 2, 6, 2, 2)
-I10 = [S2_BANDS.index(b) for b in ("B02", "B03", "B04", "B08")]
-I20 = [S2_BANDS.index(b) for b in ("B05", "B06", "B07", "B8A", "B11", "B12")]
-I60 = [S2_BANDS.index(b) for b in ("B01", "B09")]
+S2_BANDS = ALL_BANDS  # the band table lives in s2sr_cloud/bands.py
+S2_FACTORS = FACTORS_10M
+I10 = [S2_BANDS.index(b) for b in BY_RESOLUTION[10]]
+I20 = [S2_BANDS.index(b) for b in BY_RESOLUTION[20]]
+I60 = [S2_BANDS.index(b) for b in BY_RESOLUTION[60]]
 
 
 class S2SRNet(nn.Module):
