@@ -53,6 +53,13 @@ class MaskSpec:
             return f"none{f' ({self.note})' if self.note else ''}"
         return "scl: " + ", ".join(f"{c} {SCL_CLASSES.get(c, '?')}" for c in self.classes)
 
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any] | None) -> MaskSpec:
+        """The mask a store records (its ``mask`` attribute); a store without one was not masked."""
+        if not attrs:
+            return cls("none", (), "the store records no mask")
+        return cls(attrs.get("mode", "none"), tuple(int(c) for c in attrs.get("classes", [])), attrs.get("note", ""))
+
     def attrs(self) -> dict[str, Any]:
         return {"mode": self.mode, "classes": list(self.classes) if self.mode == "scl" else [],
                 "class_names": [SCL_CLASSES.get(c, "?") for c in self.classes] if self.mode == "scl" else [],

@@ -191,7 +191,10 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     done_all = store.done_mask(url)
     done = done_all[t_offset:t_offset + out.sizes["time"]]
     stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
-    blocks, sums = stacked.to_delayed(), out[store.SUMS].data.to_delayed()
+    # one graph, not optimised per output: optimising the two separately fused the SR task into each under
+    # different keys, so every chunk was super-resolved twice (once for its bands, once for its sums)
+    blocks = stacked.to_delayed(optimize_graph=False)
+    sums = out[store.SUMS].data.to_delayed(optimize_graph=False)
     ych, xch = stacked.chunks[2], stacked.chunks[3]
     y0s, x0s = np.cumsum((0,) + ych[:-1]), np.cumsum((0,) + xch[:-1])
     keys = [(int(t), int(i), int(j)) for t, i, j in zip(*np.nonzero(~done), strict=True)]
