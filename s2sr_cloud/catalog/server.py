@@ -19,6 +19,11 @@ from ..errors import CatalogError
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample"
 SAMPLE_COLLECTION = "sentinel-2-l2a"
+# embedded scenes by catalog name: (folder, collection id they are served as)
+# sample: L2A tile 29RKH, 2020-02-19, decimated 10x (100/200/600 m pixels); what most tests use
+# sample10m: real L1C (top of atmosphere) crop of tile 18SVG, 2016-01-12, at the NATIVE 10/20/60 m; make demo's scene
+SAMPLES = {"sample": (SAMPLE_DIR, SAMPLE_COLLECTION),
+           "sample10m": (SAMPLE_DIR.with_name("sample10m"), "sentinel-2-l1c")}
 
 
 def free_port() -> int:
@@ -94,6 +99,8 @@ def sample_items(root: Path = SAMPLE_DIR) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def sample_catalog() -> Iterator[str]:
-    with serve_items(sample_items()) as url:
+def sample_catalog(name: str = "sample") -> Iterator[str]:
+    """Serve the embedded scene ``name`` (``SAMPLES``) as a STAC API on loopback; yields its root URL."""
+    root, collection = SAMPLES[name]
+    with serve_items(sample_items(root), collection) as url:
         yield url

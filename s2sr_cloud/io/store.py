@@ -1,4 +1,8 @@
-"""Zarr (format 3) output on any fsspec URL: local paths, s3:// (s3fs), gs://, file://.
+"""Zarr output (format 3 by default, format 2 on request) on any fsspec URL: local paths, s3:// (s3fs), gs://.
+
+Format 2 (``--zarr-format 2``) is what GDAL 3.4-3.10 and QGIS read; it keeps every guarantee below: the ownership
+marker and status live in the root ``.zattrs``, and each chunk is zstd with the frame's content checksum (XXH64,
+verified by every zstd decoder, GDAL's included) in place of the format-3 CRC32C codec.
 
 A store is written as a template first (metadata, ``s2sr_status = "incomplete"``), then filled chunk by chunk, and
 only marked ``complete`` after every chunk and the statistics are in. ``open_output`` refuses incomplete stores, so
@@ -8,7 +12,7 @@ Ownership: a store this tool made carries ``s2sr_cloud_store`` in its root attri
 such a store from an absent or empty path and from anything else (a file, a folder or prefix with other data, a
 foreign or damaged Zarr); the pipeline writes only into the first two and replaces only ours.
 
-Integrity: every chunk of every array ends with a CRC32C (the Zarr v3 ``crc32c`` codec, checked on every read);
+Integrity: every chunk of every array ends with a CRC32C (format 3; format 2: a zstd content checksum) (the Zarr v3 ``crc32c`` codec, checked on every read);
 each output chunk also records a CRC32 of its encoded bytes (``chunk_crc``), which catches a chunk copied over
 another; the Zarr ``fill_value`` equals the CF ``_FillValue``, so a missing chunk reads as NaN, never as data.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +39,8 @@ LAYOUT = 2
 FILL_DN = 65535
 DETAIL = "detail"  # the added-detail layer
 SUMS = "chunk_sums"  # per-output-chunk statistics sums
+ZARR_FORMAT = 3  # default; 2 for GDAL <= 3.10 / QGIS (``--zarr-format 2``)
+OVERVIEWS = "overviews"  # group of the multiscale levels (``io/overviews.py``)
 STORE_QUANTUM = (1e-4, -0.1)  # uint16 DN = (reflectance + 0.1) / 1e-4: covers -0.1 ... 6.55, exact for S2 DN
 
 
@@ -172,18 +179,77 @@ def promote(staging: str, url: str) -> None:
     if existing.state is OutputState.OURS:
         set_status(url, "replacing")
     new = {k[len(spath):] for k in fs.find(spath)}
-    for rel in sorted(new - {"/zarr.json"}):
+    roots = [r for r in ("/.zgroup", "/.zmetadata", "/zarr.json", "/.zattrs") if r in new]  # marker-bearing last
+    for rel in sorted(new - set(roots)):
         fs.copy(spath + rel, path + rel)
     for key in fs.find(path):
         if key[len(path):] not in new:
             fs.rm(key)
-    fs.copy(spath + "/zarr.json", path + "/zarr.json")
+    for rel in roots:
+        fs.copy(spath + rel, path + rel)
     fs.rm(spath, recursive=True)
 
 
 def set_status(url: str, status: str) -> None:
     g = _group(url, "r+")
     g.attrs.put(dict(g.attrs) | {STATUS: status})
+    if status != "complete":
+        unconsolidate(url)
+
+
+def zarr_format_of(url: str) -> int:
+    fs, path = filesystem(url)
+    return 3 if fs.exists(path.rstrip("/") + "/zarr.json") else 2
+
+
+def unconsolidate(url: str) -> None:
+    """Drop the consolidated metadata: it is written only when a store is complete (``consolidate``), and a store
+    being changed (resumed, repaired, appended to) must not present a stale copy of its metadata to readers."""
+    fs, path = filesystem(url)
+    path = path.rstrip("/")
+    if fs.exists(path + "/.zmetadata"):
+        fs.rm(path + "/.zmetadata")
+    if fs.exists(path + "/zarr.json"):
+        meta = json.loads(fs.cat_file(path + "/zarr.json"))
+        if meta.pop("consolidated_metadata", None) is not None:
+            fs.pipe_file(path + "/zarr.json", json.dumps(meta, indent=2).encode())
+
+
+def _member_order(bands: list[str]) -> Any:
+    def key(name: str) -> tuple[int, int, str]:
+        top = name.split("/")[0]
+        if top in bands:
+            return (0, bands.index(top), name)
+        return (1 if top == DETAIL else 3 if top == OVERVIEWS else 2, 0, name)
+    return key
+
+
+def consolidate(url: str) -> None:
+    """Write consolidated metadata (``xr.open_zarr(url)`` then opens without a warning and, on S3, in one metadata
+    read), listing the bands first in band order (B01 ... B8A ... B12), then ``detail``, then the rest: xarray
+    returns the variables in that order. Last step of a run, after the ``complete`` mark."""
+    import zarr
+
+    fmt = zarr_format_of(url)
+    opts = storage_options(url) or None
+    with warnings.catch_warnings():  # format 3: "consolidated metadata is not part of the specification"
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(_store(url, opts), zarr_format=fmt)
+    fs, path = filesystem(url)
+    name = path.rstrip("/") + ("/zarr.json" if fmt == 3 else "/.zmetadata")
+    meta = json.loads(fs.cat_file(name))
+    holder = meta["consolidated_metadata"] if fmt == 3 else meta
+    bands = list(read_attrs(url).get("bands", []))
+    holder["metadata"] = {k: holder["metadata"][k] for k in sorted(holder["metadata"], key=_member_order(bands))}
+    fs.pipe_file(name, json.dumps(meta, indent=2).encode())
+
+
+def _store(url: str, opts: dict[str, Any] | None) -> Any:
+    import zarr
+
+    if opts or "://" in url:
+        return zarr.storage.FsspecStore.from_url(url, storage_options=opts, read_only=False)
+    return zarr.storage.LocalStore(url)
 
 
 def redact_url(url: str) -> str:
@@ -212,15 +278,57 @@ def encoding_for(ds: xr.Dataset, dtype: str) -> dict[str, dict[str, Any]]:
     return enc
 
 
-def _checksummed(enc: dict[str, dict[str, Any]], ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """Every array (coordinates included) gets zstd + a trailing CRC32C codec: a flipped byte fails the read."""
-    from zarr.codecs import Crc32cCodec, ZstdCodec
-
+def _checksummed(enc: dict[str, dict[str, Any]], ds: xr.Dataset, zarr_format: int = ZARR_FORMAT
+                 ) -> dict[str, dict[str, Any]]:
+    """Every array (coordinates included) gets a checksum that fails the read of a flipped byte: zstd + a trailing
+    CRC32C codec in format 3; in format 2 (one compressor, and GDAL must decode it) zstd with the frame's content
+    checksum, which every zstd decoder verifies."""
     for name in (*ds.data_vars, *ds.coords):
         if ds[name].dtype.kind in "OUS":
             continue
-        enc.setdefault(str(name), {})["compressors"] = [ZstdCodec(), Crc32cCodec()]
+        enc.setdefault(str(name), {})["compressors"] = compressors(zarr_format)
     return enc
+
+
+def compressors(zarr_format: int) -> list[Any]:
+    if zarr_format == 2:
+        from numcodecs import Zstd
+
+        return [Zstd(level=3, checksum=True)]
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return [ZstdCodec(), Crc32cCodec()]
+
+
+CF_COORDS = {
+    "x": {"standard_name": "projection_x_coordinate", "long_name": "x coordinate of projection (pixel centre)",
+          "units": "m", "axis": "X"},
+    "y": {"standard_name": "projection_y_coordinate", "long_name": "y coordinate of projection (pixel centre)",
+          "units": "m", "axis": "Y"},
+    "time": {"standard_name": "time", "long_name": "acquisition time (solar day)", "axis": "T"},
+}
+
+
+def cf_coords(ds: xr.Dataset) -> xr.Dataset:
+    """CF attributes on x, y, time (cf_xarray and GDAL find the axes); time's units come from its encoding."""
+    for name, attrs in CF_COORDS.items():
+        if name in ds.coords:
+            ds[name].attrs.update(attrs)
+    return ds
+
+
+def _crs_attrs(ds: xr.Dataset) -> dict[str, Any]:
+    """GDAL's Zarr driver reads a band's CRS from ``_CRS`` (it does not follow CF grid_mapping)."""
+    try:
+        crs = ds.rio.crs
+    except Exception:  # noqa: BLE001
+        crs = None
+    if crs is None:
+        return {}
+    out: dict[str, Any] = {"wkt": crs.to_wkt()}
+    if crs.to_epsg():
+        out["url"] = f"http://www.opengis.net/def/crs/EPSG/0/{crs.to_epsg()}"
+    return {"_CRS": out}
 
 
 def _bookkeeping(ds: xr.Dataset) -> xr.Dataset:
@@ -240,13 +348,24 @@ def _bookkeeping(ds: xr.Dataset) -> xr.Dataset:
 def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) -> None:
     """Create the store: metadata, coordinates and empty arrays. The data is written by ``write_block`` tasks,
     so xarray's own delayed writer is discarded. ``url`` must be absent or empty (``inspect_output``)."""
-    ds = _bookkeeping(ds.copy())
+    fmt = int(attrs.get("zarr_format") or ZARR_FORMAT)
+    ds = cf_coords(_bookkeeping(ds.copy()))
+    crs = _crs_attrs(ds)
+    for name, var in ds.data_vars.items():
+        if var.dims == ("time", "y", "x"):
+            var.attrs.update(crs)
     ds.attrs.update({k: _jsonable(v) for k, v in attrs.items()})
+    ds.attrs["zarr_format"] = fmt
     ds.attrs[STATUS] = "incomplete"
     ds.attrs[MARKER] = LAYOUT
+    enc = encoding_for(ds, dtype)
+    if fmt == 2:  # xarray sets a format-2 array's fill_value from _FillValue (and refuses both)
+        for e in enc.values():
+            e.pop("fill_value", None)
     try:
-        ds.to_zarr(url, mode="w-", compute=False, consolidated=False, zarr_format=3,
-                   encoding=_checksummed(encoding_for(ds, dtype), ds), storage_options=storage_options(url) or None)
+        ds.to_zarr(url, mode="w-", compute=False, consolidated=False, zarr_format=fmt,
+                   encoding=_checksummed(enc, ds, fmt),
+                   storage_options=storage_options(url) or None)
     except Exception as err:  # noqa: BLE001
         raise OutputError(f"cannot create the output store {redact_url(url)} ({err.__class__.__name__}: "
                           f"{str(err)[:160]}): check that the location is writable") from None
@@ -259,20 +378,25 @@ def _jsonable(value: Any) -> Any:
 def finish(url: str, extra: xr.Dataset, attrs: dict[str, Any]) -> None:
     """Add the statistics variables and mark the store complete (last write of a run). An attribute given as None
     is removed."""
-    import zarr
+    from .overviews import write_overviews
 
     opts = storage_options(url) or None
-    group = zarr.open_group(url, mode="r+", storage_options=opts, zarr_format=3)
+    fmt = zarr_format_of(url)
+    group = _group(url, "r+")
     kept = dict(group.attrs)  # to_zarr(mode="a") replaces the group's attributes with the appended dataset's
     for name in extra.data_vars:  # recomputed over every time step (an append grows them)
         if name in group:
             del group[name]
     extra = extra.assign_coords({k: extra[k].astype(object) for k in extra.coords if extra[k].dtype.kind == "U"})
     extra.attrs = kept
-    extra.to_zarr(url, mode="a", consolidated=False, zarr_format=3, storage_options=opts)
-    group = zarr.open_group(url, mode="r+", storage_options=opts, zarr_format=3)
-    merged = kept | {k: _jsonable(v) for k, v in attrs.items()} | {STATUS: "complete"}
+    extra.to_zarr(url, mode="a", consolidated=False, zarr_format=fmt, storage_options=opts,
+                  encoding=_checksummed({}, extra[list(extra.data_vars)], fmt))
+    # the multiscale levels: a cheap reduction of the complete bands, rebuilt by every run that changed them
+    levels = write_overviews(url, [*kept.get("bands", []), DETAIL], fmt)
+    group = _group(url, "r+")
+    merged = kept | {k: _jsonable(v) for k, v in attrs.items()} | {STATUS: "complete"} | levels
     group.attrs.put({k: v for k, v in merged.items() if v is not None})
+    consolidate(url)
 
 
 STATS_VARS = ("stats", "sam_deg", "chunk_stats", "chunk_sam_deg")
@@ -285,6 +409,8 @@ def begin_append(url: str, ds: xr.Dataset, attrs: dict[str, Any]) -> None:
     g = _group(url, "r+")
     kept = dict(g.attrs) | {k: _jsonable(v) for k, v in attrs.items()} | {STATUS: "incomplete"}
     g.attrs.put(kept)
+    unconsolidate(url)
+    fmt = zarr_format_of(url)
     for name in STATS_VARS:  # they have a time axis; finish() recomputes them over every time step
         if name in g:
             del g[name]
@@ -297,7 +423,7 @@ def begin_append(url: str, ds: xr.Dataset, attrs: dict[str, Any]) -> None:
         new[v].attrs.pop("grid_mapping", None)
     new.attrs = kept  # to_zarr(mode="a") writes the dataset's attributes onto the group
     try:
-        new.to_zarr(url, append_dim="time", compute=False, consolidated=False, zarr_format=3,
+        new.to_zarr(url, append_dim="time", compute=False, consolidated=False, zarr_format=fmt,
                     storage_options=storage_options(url) or None)
     except Exception as err:  # noqa: BLE001
         raise OutputError(f"cannot grow {redact_url(url)} along time ({err.__class__.__name__}: {str(err)[:160]}): "
@@ -329,6 +455,11 @@ def open_output(url: str) -> xr.Dataset:
                           ) from None
     if DONE in ds and not bool(ds[DONE].values.all()):
         raise OutputError(f"{redact_url(url)} is marked complete but some chunks are not done: run s2sr verify")
+    # xarray decodes packed data to the type of scale_factor, and JSON attributes come back as float64: the DN
+    # grid (1e-4) needs only float32
+    for name, var in ds.data_vars.items():
+        if var.dims == ("time", "y", "x") and var.dtype == np.float64 and "scale_factor" in var.encoding:
+            ds[name] = var.astype(np.float32)
     return ds
 
 
@@ -354,7 +485,8 @@ def _group(url: str, mode: str = "r+", opts: dict[str, Any] | None = None) -> An
     import zarr
 
     opts = storage_options(url) if opts is None else opts
-    return zarr.open_group(url, mode=mode, storage_options=opts or None, zarr_format=3)
+    # format 3 or 2, whichever the store is; consolidated metadata is never used for reading our own bookkeeping
+    return zarr.open_group(url, mode=mode, storage_options=opts or None, use_consolidated=False)
 
 
 def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
@@ -362,7 +494,9 @@ def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
     attrs = arr.attrs
     if np.dtype(arr.dtype).kind != "u":
         return values.astype(arr.dtype)
-    sf, off, fill = float(attrs.get("scale_factor", 1)), float(attrs.get("add_offset", 0)), attrs["_FillValue"]
+    # format 3 keeps the CF _FillValue as an attribute; format 2 only as the array's fill_value (equal by design)
+    fill = int(attrs["_FillValue"]) if "_FillValue" in attrs else int(arr.fill_value)
+    sf, off = float(attrs.get("scale_factor", 1)), float(attrs.get("add_offset", 0))
     with np.errstate(invalid="ignore"):
         dn = np.around((values.astype(np.float64) - off) / sf)
     dn = np.clip(dn, 0, fill - 1)

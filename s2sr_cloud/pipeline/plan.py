@@ -22,7 +22,7 @@ import pystac
 
 from ..catalog import describe_items, search_items
 from ..catalog.server import sample_catalog
-from ..config import SAMPLE, JobConfig, redact_url
+from ..config import SAMPLES, JobConfig, redact_url
 from ..errors import ConfigError, OutputError
 from ..io import store
 from ..io.load import GridSpec, area_geometry, grid_for
@@ -78,8 +78,8 @@ class JobPlan:
 
 @contextlib.contextmanager
 def catalog_url(catalog: str) -> Iterator[str]:
-    if catalog == SAMPLE:
-        with sample_catalog() as url:
+    if catalog in SAMPLES:
+        with sample_catalog(catalog) as url:
             yield url
     else:
         yield catalog

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from .._version import __version__
-from ..config import SAMPLE, JobConfig, redact_url
+from ..config import SAMPLES, JobConfig, redact_url
 from ..errors import OutputError
 from ..io import store
 from ..io.env import configure_reads
@@ -64,14 +64,15 @@ def _attrs(plan: JobPlan, zone: ZonePlan) -> dict[str, Any]:
     return {
         "software": f"s2sr-cloud {__version__}", "model": plan.model, "model_sha256": plan.model_sha256,
         "ensemble": plan.ensemble, "scale": cfg.scale, "stac_items": [it.id for it in zone.items],
-        "catalog": "sample (embedded, served by rustac)" if cfg.catalog == SAMPLE else redact_url(cfg.catalog),
+        "catalog": (f"{cfg.catalog} (embedded, served by rustac)" if cfg.catalog in SAMPLES
+                    else redact_url(cfg.catalog)),
         "collection": cfg.collection, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "datetime": cfg.datetime, "datetime_expr": cfg.datetime_expr, "out_template": cfg.out_template,
         "runs": [{"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "items": [it.id for it in zone.items], "datetime": cfg.datetime,
                   "datetime_expr": cfg.datetime_expr}],
         "job_spec": zone.spec, "input_crs": str(zone.grid.geobox.crs),
-        "Conventions": "CF-1.8",
+        "Conventions": "CF-1.8", "zarr_format": cfg.zarr_format,
         "license": "Contains modified Copernicus Sentinel data",
     }
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pystac
 
-from ..config import SAMPLE
+from ..config import SAMPLES
 from ..errors import OutputError
 from ..io import store
 from ..io.load import GridSpec, load_reflectance
@@ -48,18 +48,24 @@ class VerifyReport:
 
 
 def _chunk_keys(fs: Any, root: str, name: str) -> set[tuple[int, ...]]:
-    base = f"{root}/{name}/c/"
+    """The chunk objects of one array: Zarr format 3 keys ``NAME/c/t/i/j``, format 2 keys ``NAME/t.i.j`` (or
+    ``NAME/t/i/j`` with the "/" dimension separator)."""
+    base = f"{root}/{name}"
     try:
-        found = fs.find(base.rstrip("/"))
+        found = fs.find(base)
     except FileNotFoundError:
         return set()
     keys = set()
     for k in found:
-        rel = k[k.find("/c/", len(root)) + 3:] if "/c/" in k else ""
-        with_nums = rel.split("/")
-        if with_nums and all(p.isdigit() for p in with_nums):
-            keys.add(tuple(int(p) for p in with_nums))
+        rel = k[len(base) + 1:] if k.startswith(base + "/") else k[k.find(f"/{name}/") + len(name) + 2:]
+        rel = rel[2:] if rel.startswith("c/") else rel
+        parts = rel.replace(".", "/").split("/")
+        if parts and all(p.isdigit() for p in parts):
+            keys.add(tuple(int(p) for p in parts))
     return keys
+
+
+CHECKSUM_ERRORS = (ValueError, RuntimeError)  # CRC32C codec (format 3): ValueError; zstd checksum: RuntimeError
 
 
 def verify_store(url: str, *, repair: bool = False, sample: int = 4, seed: int = 0) -> VerifyReport:
@@ -100,14 +106,14 @@ def verify_store(url: str, *, repair: bool = False, sample: int = 4, seed: int =
                         continue
                     try:
                         block = np.asarray(g[n][t, i * cy:(i + 1) * cy, j * cx:(j + 1) * cx])
-                    except ValueError as err:
+                    except CHECKSUM_ERRORS as err:
                         why = why or f"{n}: checksum mismatch ({str(err)[:60]})"
                         continue
                     crc = zlib.crc32(np.ascontiguousarray(block).tobytes(), crc)
                 for n in (store.SUMS, store.DONE, *((store.CRC,) if crcs is not None else ())):
                     try:
                         np.asarray(g[n][(t, slice(None), i, j) if n == store.SUMS else key])
-                    except ValueError:
+                    except CHECKSUM_ERRORS:
                         why = why or f"{n}: checksum mismatch"
                 if not why and done[key] and crcs is not None and int(crcs[key]) != crc:
                     why = "content differs from what was written (chunk_crc mismatch: replaced or copied chunk)"
@@ -118,8 +124,9 @@ def verify_store(url: str, *, repair: bool = False, sample: int = 4, seed: int =
             continue
         try:
             np.asarray(g[name][...])
-        except ValueError:
+        except CHECKSUM_ERRORS:
             report.problems.append(f"array {name}: checksum mismatch")
+    _check_overviews(g, attrs, report)
     if sample:
         _check_consistency(url, attrs, done, report, sample, seed)
     if repair and report.bad:
@@ -130,6 +137,27 @@ def verify_store(url: str, *, repair: bool = False, sample: int = 4, seed: int =
         report.notes.append(f"repaired: {len(report.bad)} chunk(s) marked not done and the store incomplete; re-run "
                             "the same job to recompute exactly those")
     return report
+
+
+def _check_overviews(g: Any, attrs: dict[str, Any], report: VerifyReport) -> None:
+    """Every level the ``multiscales`` attribute lists exists, reads (checksums) and has its declared shape."""
+    for ms in attrs.get("multiscales") or []:
+        for level in ms.get("datasets", [])[1:]:
+            path = level["path"]
+            for name in ms.get("variables", []):
+                key = f"{path}/{name}"
+                try:
+                    arr = g[key]
+                except KeyError:
+                    report.problems.append(f"overview {key} is missing (re-run the job to rebuild the levels)")
+                    continue
+                if list(arr.shape[-2:]) != list(level.get("shape", arr.shape[-2:])):
+                    report.problems.append(f"overview {key}: shape {arr.shape} is not the declared {level['shape']}")
+                try:
+                    for t in range(arr.shape[0]):
+                        np.asarray(arr[t])
+                except CHECKSUM_ERRORS as err:
+                    report.problems.append(f"overview {key}: checksum mismatch ({str(err)[:60]})")
 
 
 def _items(attrs: dict[str, Any]) -> list[pystac.Item]:
@@ -153,7 +181,7 @@ def _check_consistency(url: str, attrs: dict[str, Any], done: np.ndarray, report
     candidates = [k for k in zip(*np.nonzero(done), strict=True) if tuple(int(v) for v in k) not in report.bad]
     if not candidates:
         return
-    if attrs.get("job_spec", {}).get("catalog") not in (SAMPLE,) and "://" not in str(attrs["job_spec"]["catalog"]):
+    if attrs.get("job_spec", {}).get("catalog") not in SAMPLES and "://" not in str(attrs["job_spec"]["catalog"]):
         report.notes.append("consistency not checked: the catalog is not recorded")
         return
     try:

@@ -1,0 +1,120 @@
+"""Multiscale levels (overviews) of every band in the store: 2x, 4x, ... block means down to about 256 px.
+
+Layout (the GeoZarr / multiscales convention: one child group per level, same variable names, each level a
+self-describing dataset with its own x/y coordinates and CRS)::
+
+    OUT.zarr/                     full resolution (the bands, detail, statistics, bookkeeping)
+    OUT.zarr/overviews/2/B01 ...  2x2 block means of the full-resolution bands and detail
+    OUT.zarr/overviews/4/B01 ...  4x4 block means
+    ...                           until the largest side is <= 256 px
+
+and the root attribute ``multiscales`` lists the levels (``path``, ``scale``, ``shape``, resampling ``mean``).
+Open one with ``xr.open_zarr(OUT, group="overviews/4")``.
+
+Block means keep the product's spectral consistency: a level's pixel is the mean of the full-resolution pixels
+it covers, so at the level whose pixel equals an input pixel (4x for ``--scale 4``) it reproduces the input up to
+the store's DN rounding. NaN (nodata) pixels are left out of the mean; a block with no valid pixel is NaN. Every
+level is computed from exact sums and counts of the full-resolution values (one rounding, not one per level),
+reading the store once. Sides that are not a multiple of the factor get a last, partial block (the mean of the
+pixels it has), and the level's x/y coordinates are the block centres on the full-resolution grid's origin.
+
+Rebuilt by every run that completes the store (``store.finish``, before the ``complete`` mark), so a resumed or
+appended store's levels always match its bands.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+MIN_SIDE = 256
+
+
+def level_factors(ny: int, nx: int, min_side: int = MIN_SIDE) -> list[int]:
+    """2, 4, 8, ... while the previous level's largest side is above ``min_side``."""
+    out, f = [], 1
+    while max(-(-ny // f), -(-nx // f)) > min_side:
+        f *= 2
+        out.append(f)
+    return out
+
+
+def _coarsen_sum(a: Any, f: int) -> Any:
+    """Sum over f x f blocks of the last two axes of a dask array, padding the ends with zeros."""
+    import dask.array as da
+
+    ny, nx = a.shape[-2:]
+    py, px = (-ny) % f, (-nx) % f
+    if py or px:
+        a = da.pad(a, ((0, 0), (0, py), (0, px)), mode="constant", constant_values=0)
+    a = a.rechunk({1: max(f, (1024 // f) * f), 2: max(f, (1024 // f) * f)})
+    return da.coarsen(np.sum, a, {1: f, 2: f})
+
+
+def _centres(c: np.ndarray, f: int, n: int) -> np.ndarray:
+    step = float(c[1] - c[0]) if len(c) > 1 else 1.0
+    edge = float(c[0]) - step / 2
+    return edge + (np.arange(n) + 0.5) * step * f
+
+
+def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, Any]:
+    """(Re)write the levels of ``names``; returns the root attributes that describe them (``multiscales``)."""
+    import dask
+    import zarr
+
+    from . import store
+
+    opts = store.storage_options(url) or None
+    ds = xr.open_zarr(url, consolidated=False, storage_options=opts, decode_coords="all")
+    names = [n for n in names if n in ds.data_vars]
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    factors = level_factors(ny, nx)
+    root = zarr.open_group(store._store(url, opts), mode="r+", use_consolidated=False)
+    if store.OVERVIEWS in root:
+        del root[store.OVERVIEWS]  # the previous run's levels (an append, a resumed or repaired store)
+    if not factors or not names:
+        return {"multiscales": None}
+    grid_mapping = [c for c in ds.coords if c not in ("x", "y", "time") and "crs_wkt" in ds[c].attrs]
+    writes, datasets = [], [{"path": ".", "scale": 1, "shape": [ny, nx]}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for f in factors:
+            ly, lx = -(-ny // f), -(-nx // f)
+            level = xr.Dataset(coords={"time": ds["time"], "y": _centres(ds["y"].values, f, ly),
+                                       "x": _centres(ds["x"].values, f, lx)})
+            for c in grid_mapping:
+                level.coords[c] = ds[c]
+            enc: dict[str, dict[str, Any]] = {}
+            for n in names:
+                v = ds[n].data.astype(np.float64)
+                ok = ~np.isnan(v)
+                s = _coarsen_sum(np.where(ok, v, 0.0), f)
+                k = _coarsen_sum(ok.astype(np.float64), f)
+                mean = (s / np.where(k > 0, k, np.nan)).astype(np.float32)
+                mean = mean.rechunk((1, min(512, ly), min(512, lx)))
+                attrs = dict(ds[n].attrs) | ({"grid_mapping": grid_mapping[0]} if grid_mapping else {})
+                level[n] = (("time", "y", "x"), mean, attrs | {"overview_factor": f})
+                src = ds[n].encoding
+                e: dict[str, Any] = {"chunks": (1, min(512, ly), min(512, lx)),
+                                     "compressors": store.compressors(zarr_format)}
+                if src.get("dtype") == np.dtype("uint16"):
+                    e |= {"dtype": "uint16", "scale_factor": np.float32(src["scale_factor"]),
+                          "add_offset": np.float32(src.get("add_offset", 0.0)), "_FillValue": store.FILL_DN}
+                else:
+                    e |= {"dtype": "float32", "_FillValue": np.float32(np.nan)}
+                enc[n] = e
+            level = store.cf_coords(level)
+            level.attrs = {"overview_factor": f, "resampling": "mean",
+                           "description": f"{f}x{f} block means of the full-resolution variables (NaN left out)"}
+            writes.append(level.to_zarr(url, group=f"{store.OVERVIEWS}/{f}", mode="w", compute=False,
+                                        consolidated=False, zarr_format=zarr_format, encoding=enc,
+                                        storage_options=opts))
+            datasets.append({"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": [ly, lx]})
+        dask.compute(*writes)
+    return {"multiscales": [{
+        "name": "overviews", "type": "mean", "variables": names, "datasets": datasets,
+        "metadata": {"method": "block mean over f x f full-resolution pixels, NaN left out; see s2sr_cloud/io/"
+                     "overviews.py", "min_side": MIN_SIDE}}]}
