@@ -196,13 +196,15 @@ def _two_dates(items, tmp_path):
     shutil.copytree(SAMPLE_DIR, folder)
     with rasterio.open(folder / "SCL2.tif", "w", **profile) as dst:
         dst.write(scl[::-1].copy(), 1)
-    a = items[0].clone()
-    for asset in a.assets.values():
-        asset.href = str(SAMPLE_DIR / asset.href.split("/")[-1])
-    b = a.clone()
-    b.id = a.id.replace("20200219", "20200224")
-    b.datetime = a.datetime.replace(day=24)
-    b.assets["scl"].href = str(folder / "SCL2.tif")
+    d = json.loads((SAMPLE_DIR / "item.json").read_text())
+    d["links"] = []
+    for asset in d["assets"].values():
+        asset["href"] = str(SAMPLE_DIR / asset["href"].split("/")[-1])
+    a = pystac.Item.from_dict(copy.deepcopy(d))
+    d["id"] = d["id"].replace("20200219", "20200224")
+    d["properties"]["datetime"] = d["properties"]["datetime"].replace("2020-02-19", "2020-02-24")
+    d["assets"]["scl"]["href"] = str(folder / "SCL2.tif")
+    b = pystac.Item.from_dict(d)
     return [a, b], scl
 
 
@@ -256,4 +258,4 @@ def test_whole_tile_scl_mask():
     with rasterio.open(folder / "B02.tif") as src:
         bad |= src.read(1) == 0
     assert np.array_equal(np.isnan(ds.B02.values[0]), bad)
-    assert 0.05 < bad.mean() < 0.95
+    assert 0.01 < bad.mean() < 0.2  # 4.1% of the tile: cloud 8/9 and thin cirrus 10
