@@ -104,8 +104,9 @@ def summary(r: RunResult) -> str:
         f"area:     {r.area_km2:.1f} km2, bands {','.join(r.bands)}, x{r.scale}",
         f"output:   {r.out}  {r.shape[0]} x {r.shape[1]} x {r.shape[2]} (time, y, x), {gb * 1000:.1f} MB on disk"
         + (f" ({r.action})" if r.action else ""),
-        f"chunks:   {r.chunks_computed - empty} computed, {empty} empty (no valid pixel: written as fill, "
-        f"not sent to the model), {r.chunks_total - r.chunks_computed} already done, {r.chunks_total} in all",
+        f"chunks:   {r.chunks_computed - empty} computed, "
+        + (f"{empty} empty (no valid pixel: written as fill, not sent to the model), " if empty else "")
+        + f"{r.chunks_total - r.chunks_computed} already done, {r.chunks_total} in all",
         mask_line,
         f"time:     {r.seconds:.1f} s",
         ql,
