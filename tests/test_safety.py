@@ -479,3 +479,25 @@ def test_dotted_output_names_get_their_own_stac_collections(tmp_path, capsys, sc
     for name in ("berlin.2024", "paris.2024"):
         coll = json.loads((tmp_path / f"{name}_stac" / "collection.json").read_text())
         assert coll["id"] == name
+
+
+def test_overwrite_on_s3_swaps_only_when_complete(s3_env, capsys, scheduler):
+    import s3fs
+
+    make_bucket(s3_env, "results")
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": s3_env})
+    url = "s3://results/area.zarr"
+    job = [*QUICK, "--out", url, "--chunk", "120", "--scheduler", scheduler]
+    rc, _, err = s2sr(capsys, *job)
+    assert rc == 0, err
+    assert store.open_output(url).attrs["scale"] == 4
+    rc, text, err = s2sr(capsys, *job, "--scale", "2", "--overwrite")
+    assert rc == 0, err
+    assert "(replace)" in text
+    new = store.open_output(url)
+    assert new.attrs["scale"] == 2 and new["B02"].shape == (1, 480, 480)
+    assert not fs.exists("results/area.zarr.s2sr-new")
+    # no object of the x4 store is left behind (its chunk grid was larger)
+    keys = {k.removeprefix("results/area.zarr/") for k in fs.find("results/area.zarr")}
+    assert not any(k.startswith("B02/c/0/1/") for k in keys)  # x2 with chunk 120: one chunk along each axis
+    assert verify_store(url, sample=0).ok

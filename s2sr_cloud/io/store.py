@@ -395,7 +395,7 @@ def finish(url: str, extra: xr.Dataset, attrs: dict[str, Any]) -> None:
     levels = write_overviews(url, [*kept.get("bands", []), DETAIL], fmt)
     group = _group(url, "r+")
     merged = kept | {k: _jsonable(v) for k, v in attrs.items()} | {STATUS: "complete"} | levels
-    group.attrs.put({k: v for k, v in merged.items() if v is not None})
+    group.attrs.put({k: v for k, v in merged.items() if not (k in attrs and attrs[k] is None)})  # None: remove
     consolidate(url)
 
 
