@@ -389,8 +389,8 @@ def finish(url: str, extra: xr.Dataset, attrs: dict[str, Any]) -> None:
             del group[name]
     extra = extra.assign_coords({k: extra[k].astype(object) for k in extra.coords if extra[k].dtype.kind == "U"})
     extra.attrs = kept
-    extra.to_zarr(url, mode="a", consolidated=False, zarr_format=fmt, storage_options=opts,
-                  encoding=_checksummed({}, extra[list(extra.data_vars)], fmt))
+    enc = {k: v for k, v in _checksummed({}, extra, fmt).items() if k not in group}  # (existing coords: kept)
+    extra.to_zarr(url, mode="a", consolidated=False, zarr_format=fmt, storage_options=opts, encoding=enc)
     # the multiscale levels: a cheap reduction of the complete bands, rebuilt by every run that changed them
     levels = write_overviews(url, [*kept.get("bands", []), DETAIL], fmt)
     group = _group(url, "r+")
