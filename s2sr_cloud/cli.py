@@ -142,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     from . import report_cli  # s2sr report
 
     report_cli.add_parser(sub)
+    e = sub.add_parser("export", help="write one Cloud-Optimized GeoTIFF per band and date (overviews, nodata, "
+                       "scale/offset) that any GIS opens")
+    e.add_argument("store", metavar="OUT.zarr", help="a finished output store (path or s3://...)")
+    e.add_argument("--cog", required=True, metavar="DIR", help="folder for the COGs")
+    e.add_argument("--bands", help="comma-separated bands (default all of the store's, plus detail)")
     args = parser.parse_args(_fix_negative_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
@@ -156,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_verify(args)
         if args.command == "report":
             return report_cli.dispatch(args)
+        if args.command == "export":
+            from .io.export import export_cogs
+
+            paths = export_cogs(args.store, args.cog, bands=args.bands.split(",") if args.bands else None)
+            print(f"export: {len(paths)} COG(s) in {args.cog}")
+            return 0
         return int(train_cli.dispatch(args))
     except S2SRError as err:
         print(f"s2sr: error: {' '.join(str(err).split())}", file=sys.stderr)
