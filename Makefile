@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
+# the real native 10 m scene (s2sr_cloud/sample10m: L1C crop of tile 18SVG, CC0), store + quick-look + HTML report
 demo: setup
-	$(BIN)/s2sr run --out demo.zarr --overwrite
+	$(BIN)/s2sr run --catalog sample10m --collection sentinel-2-l1c --out demo.zarr --overwrite --report
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -26,4 +27,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
-	rm -rf demo.zarr demo_quicklook.png .pytest_cache
+	rm -rf demo.zarr demo_quicklook.png demo_report.html demo_stac .pytest_cache
