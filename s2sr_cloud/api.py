@@ -23,7 +23,7 @@ from .catalog.server import sample_items
 from .config import SAMPLE, load_config, parse_bands, validate_bbox, validate_datetime
 from .errors import ConfigError
 from .io.env import configure_reads
-from .io.load import GridSpec, area_geometry, grid_for, load_reflectance
+from .io.load import GridSpec, MaskSpec, area_geometry, grid_for, load_reflectance
 from .io.store import open_output
 from .model.predictors import get_predictor
 from .pipeline import graph
@@ -98,7 +98,8 @@ def input_for(out: xr.Dataset) -> xr.Dataset:
     bands = tuple(out.attrs["bands"])
     grid = GridSpec(geobox=geobox, resolution=res, factors=tuple(out.attrs["native_factors"]), bands=bands)
     configure_reads()
-    return load_reflectance(items, grid, int(np.max(out.attrs["chunk_input"][0])))
+    return load_reflectance(items, grid, int(np.max(out.attrs["chunk_input"][0])),
+                            mask=MaskSpec.from_attrs(out.attrs.get("mask")))
 
 
 __all__ = ["input_for", "load", "open_output", "run", "search", "super_resolve", "write"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -44,3 +47,23 @@ def asset_keys(name: str) -> tuple[str, ...]:
 
 # variable attribute naming how many grid pixels one native pixel of the band spans
 FACTOR_ATTR = "native_factor"
+
+
+# ESA L2A scene classification (SCL) classes
+SCL_CLASSES = {0: "no data", 1: "saturated or defective", 2: "dark area pixels", 3: "cloud shadows",
+               4: "vegetation", 5: "not vegetated", 6: "water", 7: "unclassified", 8: "cloud medium probability",
+               9: "cloud high probability", 10: "thin cirrus", 11: "snow or ice"}
+DEFAULT_MASK_CLASSES = (0, 1, 3, 8, 9, 10)  # snow (11) is optional: --mask-classes 0,1,3,8,9,10,11
+MASK_MODES = ("scl", "none")
+
+
+def parse_mask_classes(value: Any) -> tuple[int, ...]:
+    """``"0,1,3"`` or ``[0, 1, 3]`` -> (0, 1, 3), each an SCL class 0-11."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        out = tuple(sorted({int(str(p).strip()) for p in parts if str(p).strip() != ""}))
+    except ValueError:
+        raise ConfigError(f"--mask-classes takes SCL class numbers 0-11 separated by commas, got {value!r}") from None
+    if not out or any(c not in SCL_CLASSES for c in out):
+        raise ConfigError(f"--mask-classes takes SCL class numbers 0-11 separated by commas, got {value!r}")
+    return out

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .bands import ALL_BANDS, BY_NAME
+from .bands import ALL_BANDS, BY_NAME, parse_mask_classes
 from .errors import ConfigError
 
 SAMPLE = "sample"
@@ -85,8 +85,6 @@ class JobConfig:
         if self.mask not in ("scl", "none"):
             raise ConfigError(f"--mask must be scl or none, got {self.mask!r}")
         if self.mask_classes is not None:
-            from .io.load import parse_mask_classes
-
             object.__setattr__(self, "mask_classes", parse_mask_classes(self.mask_classes))
         if self.composite not in ("median", "none"):
             raise ConfigError(f"--composite must be median or none, got {self.composite!r}")

@@ -23,7 +23,7 @@ from odc.geo import CRS
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box, unary_union
 
-from ..bands import FACTOR_ATTR
+from ..bands import DEFAULT_MASK_CLASSES, FACTOR_ATTR, MASK_MODES, SCL_CLASSES, parse_mask_classes
 from ..catalog.items import SCL, SceneInfo, describe_items, find_scl, normalize_item
 from ..errors import AssetError, ConfigError
 
@@ -32,12 +32,6 @@ warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module=r"(
 warnings.filterwarnings("ignore", message="Dataset has no geotransform", module=r"rasterio.*")
 
 
-# ESA L2A scene classification (SCL) classes
-SCL_CLASSES = {0: "no data", 1: "saturated or defective", 2: "dark area pixels", 3: "cloud shadows",
-               4: "vegetation", 5: "not vegetated", 6: "water", 7: "unclassified", 8: "cloud medium probability",
-               9: "cloud high probability", 10: "thin cirrus", 11: "snow or ice"}
-DEFAULT_MASK_CLASSES = (0, 1, 3, 8, 9, 10)  # snow (11) is optional: --mask-classes 0,1,3,8,9,10,11
-MASK_MODES = ("scl", "none")
 
 
 @dataclass(frozen=True)
@@ -64,18 +58,6 @@ class MaskSpec:
         return {"mode": self.mode, "classes": list(self.classes) if self.mode == "scl" else [],
                 "class_names": [SCL_CLASSES.get(c, "?") for c in self.classes] if self.mode == "scl" else [],
                 "note": self.note}
-
-
-def parse_mask_classes(value: Any) -> tuple[int, ...]:
-    """``"0,1,3"`` or ``[0, 1, 3]`` -> (0, 1, 3), each an SCL class 0-11."""
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    try:
-        out = tuple(sorted({int(str(p).strip()) for p in parts if str(p).strip() != ""}))
-    except ValueError:
-        raise ConfigError(f"--mask-classes takes SCL class numbers 0-11 separated by commas, got {value!r}") from None
-    if not out or any(c not in SCL_CLASSES for c in out):
-        raise ConfigError(f"--mask-classes takes SCL class numbers 0-11 separated by commas, got {value!r}")
-    return out
 
 
 def resolve_mask(items: list[pystac.Item], mode: str | None = "scl",

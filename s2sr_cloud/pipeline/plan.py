@@ -25,7 +25,7 @@ from ..catalog.server import sample_catalog
 from ..config import SAMPLES, JobConfig, redact_url
 from ..errors import ConfigError, OutputError
 from ..io import store
-from ..io.load import GridSpec, area_geometry, grid_for
+from ..io.load import GridSpec, MaskSpec, area_geometry, grid_for, resolve_mask
 from ..model.predictors import get_predictor
 from ..model.registry import ENTRIES, model_sha256
 from .graph import default_chunk
@@ -53,6 +53,7 @@ class ZonePlan:
     shape: tuple[int, int, int]  # output (time, y, x)
     chunks: int
     output_bytes: int
+    mask: MaskSpec = MaskSpec("none", (), "")
 
     @property
     def target(self) -> str:
@@ -238,8 +239,9 @@ def plan_job(cfg: JobConfig) -> JobPlan:
             entry.check(grid.factors, cfg.scale)  # ModelError (exit 8) before anything is written
         shape, nchunks, nbytes = output_size(grid, _solar_days(zitems), cfg.scale, len(cfg.bands), cfg.dtype, chunk)
         spec = _spec(cfg, predictor.name, sha, ensemble, chunk, zitems)
+        mask = resolve_mask(zitems, cfg.mask, cfg.mask_classes)  # refuses a mix of scenes with and without SCL
         plans.append(ZonePlan(out=out, epsg=epsg, items=tuple(zitems), grid=grid, chunk=chunk, spec=spec,
-                              action=Action.CREATE, shape=shape, chunks=nchunks, output_bytes=nbytes))
+                              action=Action.CREATE, shape=shape, chunks=nchunks, output_bytes=nbytes, mask=mask))
     total = sum(z.output_bytes for z in plans)
     if total > cfg.max_output_gb * 1e9:
         big = max(plans, key=lambda z: z.output_bytes)
@@ -263,6 +265,9 @@ def describe_plan(plan: JobPlan) -> str:
         lines += [f"zone EPSG:{z.epsg}: {len(z.items)} scene(s), input {ny} x {nx} px at {z.grid.resolution:g} m",
                   f"  output:  {z.out} ({z.action.value}) {z.shape[0]} x {z.shape[1]} x {z.shape[2]} "
                   f"(time, y, x), {z.output_bytes / 1e9:.2f} GB before compression",
-                  f"  chunks:  {z.chunks} of {z.chunk} x {z.chunk} input px"]
+                  f"  chunks:  {z.chunks} of {z.chunk} x {z.chunk} input px",
+                  f"  mask:    {z.mask.mode}" + (f" (SCL classes {','.join(map(str, z.mask.classes))})"
+                                                 if z.mask.mode == "scl" else "")
+                  + (f"; {z.mask.note}" if z.mask.note else "")]
     lines.append(f"total:    {plan.output_bytes / 1e9:.2f} GB (limit --max-output-gb {cfg.max_output_gb:g})")
     return "\n".join(lines)

@@ -116,7 +116,7 @@ def _run_zone(plan: JobPlan, zone: ZonePlan, get_client: Any, progress: bool) ->
         if action is Action.APPEND:
             report, ds = _append(plan, zone, get_client, progress, lease)
         else:
-            ds = load_reflectance(list(zone.items), zone.grid, zone.chunk)
+            ds = load_reflectance(list(zone.items), zone.grid, zone.chunk, mask=zone.mask, composite=cfg.composite)
             report = _write_zone(plan, zone, action, ds, get_client, progress, lease)
         if target != zone.out:
             lease.check()
@@ -135,7 +135,8 @@ def _run_zone(plan: JobPlan, zone: ZonePlan, get_client: Any, progress: bool) ->
         sam=report.sam, chunks_total=report.chunks_total, chunks_computed=report.chunks_computed,
         epsg=int(geobox.crs.epsg or 0), bounds=tuple(geobox.boundingbox), datetimes=[str(t) for t in times],
         footprint=json.loads(json.dumps(geobox.extent.to_crs("EPSG:4326").geom.__geo_interface__)),
-        action=action.value, found_more=plan.found_more, limit=cfg.limit, model=plan.model)
+        action=action.value, found_more=plan.found_more, limit=cfg.limit, model=plan.model,
+        chunks_empty=report.chunks_empty, masked_fraction=report.masked_fraction, mask=report.mask or None)
     try:  # (an append's new dates are not the store's first: its quick-look stays the first run's)
         if action is not Action.APPEND:
             result.quicklook = make_quicklook(cfg, zone.out, ds, bands, report.table)
@@ -170,7 +171,7 @@ def _append(plan: JobPlan, zone: ZonePlan, get_client: Any, progress: bool, leas
     if not new:
         report = _kept(zone.out)
         return report, xr.Dataset(coords={"time": np.array([], "datetime64[ns]")})
-    ds = load_reflectance(new, zone.grid, zone.chunk)
+    ds = load_reflectance(new, zone.grid, zone.chunk, mask=zone.mask, composite=cfg.composite)
     if not pending and len(times) and ds.time.values.min() <= times.max():
         early = str(ds.time.values.min())[:10]
         raise OutputError(f"{redact_url(zone.out)}: new scene(s) dated {early} are not later than the store's last time "

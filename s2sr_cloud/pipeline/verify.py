@@ -19,7 +19,7 @@ import pystac
 from ..config import SAMPLES
 from ..errors import OutputError
 from ..io import store
-from ..io.load import GridSpec, load_reflectance
+from ..io.load import GridSpec, MaskSpec, load_reflectance
 
 REQUIRED_ATTRS = ("job_spec", "bands", "scale", "model", "stac_items", store.STATUS)
 
@@ -203,7 +203,7 @@ def _check_consistency(url: str, attrs: dict[str, Any], done: np.ndarray, report
         factors = tuple(int(f) for f in attrs["native_factors"])
         chunk_in = int(np.max(attrs["chunk_input"][0]))
         grid = GridSpec(geobox=geobox, resolution=res, factors=factors, bands=bands)
-        inp = load_reflectance(items, grid, chunk_in)
+        inp = load_reflectance(items, grid, chunk_in, mask=MaskSpec.from_attrs(attrs.get("mask")))
     except Exception as err:  # noqa: BLE001 - verify still reports everything else
         report.notes.append(f"consistency not checked: cannot load the input ({err.__class__.__name__}: "
                             f"{str(err)[:100]})")
