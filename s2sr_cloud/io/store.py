@@ -178,10 +178,12 @@ def promote(staging: str, url: str) -> None:
         return
     if existing.state is OutputState.OURS:
         set_status(url, "replacing")
+    fs.invalidate_cache()
     new = {k[len(spath):] for k in fs.find(spath)}
     roots = [r for r in ("/.zgroup", "/.zmetadata", "/zarr.json", "/.zattrs") if r in new]  # marker-bearing last
     for rel in sorted(new - set(roots)):
         fs.copy(spath + rel, path + rel)
+    fs.invalidate_cache()  # list what is there now, not what an earlier call cached
     for key in fs.find(path):
         if key[len(path):] not in new:
             fs.rm(key)
@@ -197,9 +199,17 @@ def set_status(url: str, status: str) -> None:
         unconsolidate(url)
 
 
+def _read_or_none(fs: fsspec.AbstractFileSystem, key: str) -> bytes | None:
+    """One GET, no listing (a listing would be cached by s3fs and hide later changes from ``find``)."""
+    try:
+        return bytes(fs.cat_file(key))
+    except FileNotFoundError:
+        return None
+
+
 def zarr_format_of(url: str) -> int:
     fs, path = filesystem(url)
-    return 3 if fs.exists(path.rstrip("/") + "/zarr.json") else 2
+    return 3 if _read_or_none(fs, path.rstrip("/") + "/zarr.json") is not None else 2
 
 
 def unconsolidate(url: str) -> None:
@@ -207,12 +217,14 @@ def unconsolidate(url: str) -> None:
     being changed (resumed, repaired, appended to) must not present a stale copy of its metadata to readers."""
     fs, path = filesystem(url)
     path = path.rstrip("/")
-    if fs.exists(path + "/.zmetadata"):
+    if _read_or_none(fs, path + "/.zmetadata") is not None:
         fs.rm(path + "/.zmetadata")
-    if fs.exists(path + "/zarr.json"):
-        meta = json.loads(fs.cat_file(path + "/zarr.json"))
+    raw = _read_or_none(fs, path + "/zarr.json")
+    if raw is not None:
+        meta = json.loads(raw)
         if meta.pop("consolidated_metadata", None) is not None:
             fs.pipe_file(path + "/zarr.json", json.dumps(meta, indent=2).encode())
+    fs.invalidate_cache(path)
 
 
 def _member_order(bands: list[str]) -> Any:
@@ -411,11 +423,14 @@ def begin_append(url: str, ds: xr.Dataset, attrs: dict[str, Any]) -> None:
     g.attrs.put(kept)
     unconsolidate(url)
     fmt = zarr_format_of(url)
-    for name in STATS_VARS:  # they have a time axis; finish() recomputes them over every time step
-        if name in g:
-            del g[name]
     ds = _bookkeeping(ds)
     tvars = [v for v in ds.data_vars if "time" in ds[v].dims]
+    g = _group(url, "r+")
+    for name in list(g.array_keys()):  # statistics with a time axis: finish() recomputes them over every step
+        arr = g[name]
+        dims = getattr(arr.metadata, "dimension_names", None) or arr.attrs.get("_ARRAY_DIMENSIONS") or ()
+        if name in STATS_VARS or ("time" in dims and name != "time" and name not in tvars):
+            del g[name]
     new = ds[tvars]
     new = new.drop_vars([c for c in new.coords if "time" not in new[c].dims])
     for v in new.data_vars:
@@ -459,7 +474,9 @@ def open_output(url: str) -> xr.Dataset:
     # grid (1e-4) needs only float32
     for name, var in ds.data_vars.items():
         if var.dims == ("time", "y", "x") and var.dtype == np.float64 and "scale_factor" in var.encoding:
-            ds[name] = var.astype(np.float32)
+            as32 = var.astype(np.float32)
+            as32.encoding = dict(var.encoding)  # (how it is stored: uint16, scale, offset, fill)
+            ds[name] = as32
     return ds
 
 
