@@ -179,9 +179,10 @@ def test_resume_refuses_when_the_search_returns_other_scenes(tmp_path, capsys, s
 # ---- integrity ----------------------------------------------------------------------------------------------------
 def test_fill_value_is_the_cf_fill_value(tmp_path, capsys, scheduler):
     out = tmp_path / "o.zarr"
-    assert s2sr(capsys, *QUICK, "--out", str(out), "--chunk", "120", "--scheduler", scheduler)[0] == 0
+    assert s2sr(capsys, *QUICK, "--out", str(out), "--chunk", "120", "--mask", "none", "--scheduler",
+                scheduler)[0] == 0
     meta = json.loads((out / "B02" / "zarr.json").read_text())
-    assert meta["fill_value"] == 65535 == meta["attributes"]["_FillValue"]
+    assert meta["data_type"] == "uint16" and meta["fill_value"] == 65535 == meta["attributes"]["_FillValue"]
     assert [c["name"] for c in meta["codecs"]][-1] == "crc32c"
     (out / "B02" / "c" / "0" / "0" / "1").unlink()  # a deleted chunk reads as missing data, not as -0.1
     import xarray as xr
@@ -487,17 +488,19 @@ def test_overwrite_on_s3_swaps_only_when_complete(s3_env, capsys, scheduler):
     make_bucket(s3_env, "results")
     fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": s3_env})
     url = "s3://results/area.zarr"
-    job = [*QUICK, "--out", url, "--chunk", "120", "--scheduler", scheduler]
-    rc, _, err = s2sr(capsys, *job)
+    job = [*QUICK, "--out", url, "--scheduler", scheduler]
+    rc, _, err = s2sr(capsys, *job, "--chunk", "60")  # 4 x 4 output chunks
     assert rc == 0, err
     assert store.open_output(url).attrs["scale"] == 4
-    rc, text, err = s2sr(capsys, *job, "--scale", "2", "--overwrite")
+    assert fs.exists("results/area.zarr/B02/c/0/3/3")
+    rc, text, err = s2sr(capsys, *job, "--chunk", "120", "--scale", "2", "--overwrite")  # 2 x 2 chunks
     assert rc == 0, err
     assert "(replace)" in text
     new = store.open_output(url)
     assert new.attrs["scale"] == 2 and new["B02"].shape == (1, 480, 480)
     assert not fs.exists("results/area.zarr.s2sr-new")
-    # no object of the x4 store is left behind (its chunk grid was larger)
+    # no object of the replaced store is left behind: its 4 x 4 chunk grid had chunks the new 2 x 2 grid lacks
     keys = {k.removeprefix("results/area.zarr/") for k in fs.find("results/area.zarr")}
-    assert not any(k.startswith("B02/c/0/1/") for k in keys)  # x2 with chunk 120: one chunk along each axis
+    assert not any(k.startswith(("B02/c/0/2/", "B02/c/0/3/")) for k in keys)
+    assert "B02/c/0/1/1" in keys
     assert verify_store(url, sample=0).ok
