@@ -118,6 +118,12 @@ def dask_cluster():
         yield client
 
 
+@pytest.fixture
+def scheduler(dask_cluster) -> str:
+    """The shared cluster's address, for CLI runs (``--scheduler``) in the same process."""
+    return dask_cluster.scheduler.address
+
+
 def write_items(path: Path, items: list[dict]) -> Path:
     path.write_text(json.dumps(items))
     return path

@@ -1,7 +1,6 @@
 """The whole job against real local servers: rustac (STAC API) and moto_server (S3), COGs in the bucket, output
 to s3:// and to a local path; bad input through the real CLI."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path

@@ -84,7 +84,7 @@ def test_killed_job_resumes_and_recomputes_only_missing_chunks(tmp_path, referen
 @pytest.mark.slow
 def test_killed_worker_is_survived(tmp_path, reference):
     out = tmp_path / "o.zarr"
-    cfg = JobConfig(out=str(out), bands=BANDS, chunk=66, scale=4)
+    cfg = JobConfig(out=str(out), bands=BANDS, chunk=66, scale=4, mask="none")
     killed = []
     with dask_client(n_workers=2) as client:
         pids = list(client.run(os.getpid).values())
@@ -116,7 +116,7 @@ def test_transient_s3_errors_are_retried(s3_env, tmp_path, reference, monkeypatc
         monkeypatch.setenv("S2SR_S3_ENDPOINT", proxy.url)
         monkeypatch.setenv("AWS_S3_ENDPOINT", proxy.url.removeprefix("http://"))
         with serve_items(items) as url:
-            cfg = JobConfig(out="s3://faulty-out/o.zarr", catalog=url, bands=BANDS, chunk=66, scale=4)
+            cfg = JobConfig(out="s3://faulty-out/o.zarr", catalog=url, bands=BANDS, chunk=66, scale=4, mask="none")
             with dask_client(n_workers=2) as client:
                 run_job(cfg, progress=False, client=client)
         counts = dict(proxy.counts)

@@ -30,14 +30,6 @@ from .conftest import make_bucket
 QUICK = ["--model", "bicubic", "--bands", "B02,B03,B04", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    from s2sr_cloud.pipeline.cluster import dask_client
-
-    with dask_client(n_workers=2) as client:
-        yield client.scheduler.address
-
-
 def s2sr(capsys, *args: str) -> tuple[int, str, str]:
     capsys.readouterr()
     rc = main(["run", *args] if args and args[0] not in ("verify",) else list(args))

@@ -44,14 +44,6 @@ def catalog():
         yield url
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    from s2sr_cloud.pipeline.cluster import dask_client
-
-    with dask_client(n_workers=2) as client:
-        yield client.scheduler.address
-
-
 def run(capsys, *args: str) -> tuple[int, str, str]:
     capsys.readouterr()
     rc = main(["run", *args])

@@ -23,7 +23,7 @@ from odc.geo import CRS
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box, unary_union
 
-from ..bands import DEFAULT_MASK_CLASSES, FACTOR_ATTR, MASK_MODES, SCL_CLASSES, parse_mask_classes
+from ..bands import DEFAULT_MASK_CLASSES, FACTOR_ATTR, MASK_MODES, SCL_CLASSES
 from ..catalog.items import SCL, SceneInfo, describe_items, find_scl, normalize_item
 from ..errors import AssetError, ConfigError
 
