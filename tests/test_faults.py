@@ -109,6 +109,7 @@ def test_killed_worker_is_survived(tmp_path, reference):
 
 @pytest.mark.slow
 def test_transient_s3_errors_are_retried(s3_env, tmp_path, reference, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the quick-look of a remote output lands in the working directory
     items = upload_sample(s3_env, "faulty-cogs")
     make_bucket(s3_env, "faulty-out")
     with FaultProxy(s3_env, rate=0.15, seed=1) as proxy:

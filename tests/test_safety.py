@@ -474,9 +474,10 @@ def test_dotted_output_names_get_their_own_stac_collections(tmp_path, capsys, sc
         assert coll["id"] == name
 
 
-def test_overwrite_on_s3_swaps_only_when_complete(s3_env, capsys, scheduler):
+def test_overwrite_on_s3_swaps_only_when_complete(s3_env, capsys, scheduler, tmp_path, monkeypatch):
     import s3fs
 
+    monkeypatch.chdir(tmp_path)  # the quick-look of a remote output lands in the working directory
     make_bucket(s3_env, "results")
     fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": s3_env})
     url = "s3://results/area.zarr"
