@@ -21,6 +21,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--blur", default="dsen2", choices=["dsen2", "s2mtf"])
     e.add_argument("--weights-dir", default="../shared/data/weights",
                    help="third-party baseline weights (evaluation only; skipped when absent)")
+    e.add_argument("--model", help="registered model to score as `s2sr` (default: the default model)")
     e.add_argument("--json", help="write the results as JSON")
     e.add_argument("paths", nargs="+", metavar="PATH")
 
@@ -41,7 +42,8 @@ def dispatch(args: argparse.Namespace) -> int:
         for p in args.paths:
             if not Path(p).exists():
                 raise ConfigError(f"{p} does not exist: give BigEarthNet-style folders or DSen2 .mat files")
-        res = evaluate(args.task, args.paths, scale=args.scale, blur=args.blur, weights_dir=Path(args.weights_dir))
+        res = evaluate(args.task, args.paths, scale=args.scale, blur=args.blur, weights_dir=Path(args.weights_dir),
+                       model=args.model)
         print(format_report(res))
         if args.json:
             write_json(res, args.json)

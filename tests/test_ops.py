@@ -132,3 +132,44 @@ def test_plan_chunks_alignment_and_minimum():
     assert all(c % 6 == 0 for c in plan_chunks(600, 100, 6, 66))
     with pytest.raises(ChunkError, match="--chunk"):
         plan_chunks(600, 48, 6, 66)
+
+
+@pytest.mark.parametrize("k", [2, 4, 10])
+def test_projection_keeps_non_negative_footprints_non_negative(k):
+    """Real reflectance, a prediction that dips below 0 (ringing over dark water): the consistency layer leaves no
+    negative pixel in a footprint whose input is >= 0, keeps every footprint mean exact, and leaves footprints
+    with negative input (processing-baseline offset) as the plain projection makes them."""
+    import torch
+
+    from s2sr_cloud.ops import tops
+
+    x = block_mean(X[0, 1].astype(np.float64), 2)[:30, :30].copy()
+    x[:3, :3] = -0.004  # negative input after the -0.1 offset: stays as it is
+    rng = np.random.default_rng(1)
+    y = replicate(x, k) + rng.normal(0, 0.2, (30 * k, 30 * k))  # large swings: many footprints dip below 0
+    p = project(y, x, k)
+    assert np.abs(block_mean(p, k) - x).max() < 1e-12
+    mins = -block_mean(-p, k) if k == 1 else p.reshape(30, k, 30, k).min(axis=(1, 3))
+    assert (mins[x >= 0] >= 0).all()
+    raw = y.copy()  # the projection without the positivity step, on the negative-input footprints
+    for _ in range(2):
+        from s2sr_cloud.ops.resample import bicubic
+        raw += bicubic(x - block_mean(raw, k), k)
+    raw += replicate(x - block_mean(raw, k), k)
+    neg = replicate(x < 0, k)
+    assert np.array_equal(p[neg], raw[neg]) and (raw[~neg] < 0).any()
+    # the torch twin (chunk function) agrees with the numpy reference
+    pt = tops.project(torch.from_numpy(y), torch.from_numpy(x), k).numpy()
+    assert np.abs(pt - p).max() < 1e-9 and (pt.reshape(30, k, 30, k).min(axis=(1, 3))[x >= 0] >= 0).all()
+
+
+def test_footprint_trace_sees_the_input_grid():
+    from s2sr_cloud.ops.metrics import footprint_trace
+    from s2sr_cloud.ops.resample import bicubic
+
+    x = block_mean(X[0, 1].astype(np.float64), 2)[:60, :60]
+    k = 4
+    smooth = bicubic(x, k)
+    blocky = 0.5 * smooth + 0.5 * replicate(x, k)
+    assert 0.8 < footprint_trace(smooth, k) < 1.1
+    assert footprint_trace(blocky, k) > 1.5 * footprint_trace(smooth, k)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..bands import ALL_BANDS, BY_RESOLUTION, FACTORS_10M
+from ..ops.tops import contract_nonneg
 
 
 class ResidualSR(nn.Module):
@@ -56,12 +57,14 @@ def bicubic_t(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def project_t(y: torch.Tensor, lr: torch.Tensor, k: int, smooth_iters: int = 2) -> torch.Tensor:
-    """Torch twin of ops.resample.project (exact consistency layer, differentiable, used in training)."""
+    """Torch twin of ops.resample.project (exact, positivity-preserving consistency layer, differentiable, used
+    in training and inside the model) in y's dtype."""
     if k == 1:
         return lr
     for _ in range(smooth_iters):
         y = y + bicubic_t(lr - block_mean_t(y, k), k)
-    return y + torch.repeat_interleave(torch.repeat_interleave(lr - block_mean_t(y, k), k, -2), k, -1)
+    y = y + torch.repeat_interleave(torch.repeat_interleave(lr - block_mean_t(y, k), k, -2), k, -1)
+    return contract_nonneg(y, lr, k)
 
 
 class ResBlock(nn.Module):
@@ -149,20 +152,31 @@ class BandSR(nn.Module):
     """Single-band, band-agnostic super-resolution: works at low resolution, upsamples late (pixel shuffle) as a
     residual over bicubic, one head per scale. Shared by all 12 bands (trained on 10 m and 20 m bands)."""
 
-    def __init__(self, feats: int = 32, blocks: int = 4, scales: tuple[int, ...] = (2, 4, 10)) -> None:
+    def __init__(self, feats: int = 32, blocks: int = 4, scales: tuple[int, ...] = (2, 4, 10),
+                 hr_feats: int = 0) -> None:
         super().__init__()
         self.scales = tuple(scales)
         self.head = nn.Conv2d(1, feats, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(feats) for _ in range(blocks)])
-        self.tails = nn.ModuleDict({str(s): nn.Sequential(nn.Conv2d(feats, s * s, 3, padding=1), nn.PixelShuffle(s))
-                                    for s in scales})
-        for t in self.tails.values():
-            nn.init.zeros_(t[0].weight)
-            nn.init.zeros_(t[0].bias)
+        self.hr_feats = hr_feats
+        if hr_feats:  # pixel shuffle to hr_feats channels, then a 3x3 convolution at the output grid, which mixes
+            # neighbouring sub-pixel phases: a plain shuffle head leaves a pattern aligned with the input pixels
+            # (footprint trace 1.24 at x10 for s2sr-v1's head)
+            self.tails = nn.ModuleDict({str(s): nn.Sequential(
+                nn.Conv2d(feats, s * s * hr_feats, 3, padding=1), nn.PixelShuffle(s), nn.ReLU(),
+                nn.Conv2d(hr_feats, 1, 3, padding=1)) for s in scales})
+        else:
+            self.tails = nn.ModuleDict({str(s): nn.Sequential(nn.Conv2d(feats, s * s, 3, padding=1),
+                                                              nn.PixelShuffle(s)) for s in scales})
+        for t in self.tails.values():  # the residual starts at zero: an untrained net returns bicubic
+            last = t[-1] if hr_feats else t[0]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
         self.blocks = blocks
 
     def reach(self) -> int:
-        return 2 + 2 * self.blocks + 2  # convs at low resolution + bicubic support
+        # convs at low resolution + bicubic support (+ one output-grid convolution: at most one input pixel)
+        return 2 + 2 * self.blocks + 2 + (1 if self.hr_feats else 0)
 
     def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
         f = self.body(F.relu(self.head(x / NORM)))

@@ -52,3 +52,28 @@ def consistency(lr: np.ndarray, est: np.ndarray, scale: int) -> tuple[float, flo
     """(L1, SAM in degrees) between a method's input and its output averaged back over each input pixel."""
     back = block_mean(est, scale)
     return float(np.mean(np.abs(back - lr))), sam_deg(lr, back)
+
+
+def footprint_sums(y: np.ndarray, k: int) -> tuple[float, int, float, int]:
+    """(sum, count) of absolute neighbour differences across the boundaries of the k x k input footprints and
+    (sum, count) inside them, both axes, over (..., H, W) ``y`` (H, W multiples of k)."""
+    dx, dy = np.abs(np.diff(y, axis=-1)), np.abs(np.diff(y, axis=-2))
+    bx = (np.arange(1, y.shape[-1]) % k) == 0  # the difference between columns j-1 and j crosses a boundary
+    by = (np.arange(1, y.shape[-2]) % k) == 0
+    b = dx[..., bx].sum() + dy[..., by, :].sum()
+    nb = dx[..., bx].size + dy[..., by, :].size
+    i = dx[..., ~bx].sum() + dy[..., ~by, :].sum()
+    ni = dx[..., ~bx].size + dy[..., ~by, :].size
+    return float(b), int(nb), float(i), int(ni)
+
+
+def footprint_trace(y: np.ndarray, k: int) -> float:
+    """Mean absolute gradient across input-footprint boundaries / mean absolute gradient inside footprints.
+    1.0: the output shows no trace of the input pixel grid; > 1: the grid shows (block edges)."""
+    b, nb, i, ni = footprint_sums(y, k)
+    return (b / nb) / (i / ni) if nb and ni and i > 0 else float("nan")
+
+
+def negative_share(y: np.ndarray) -> float:
+    """Share of output values below 0 reflectance."""
+    return float(np.mean(y < 0))

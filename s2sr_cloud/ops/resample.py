@@ -64,22 +64,41 @@ def fill_nan(x: np.ndarray, iters: int = 2) -> tuple[np.ndarray, np.ndarray]:
 
 
 def project(y: np.ndarray, x: np.ndarray, k: int, smooth_iters: int = 2) -> np.ndarray:
-    """Make ``y`` (k times finer than ``x``) consistent with it: block_mean(result, k) == x exactly.
+    """Make ``y`` (k times finer than ``x``) consistent with it: block_mean(result, k) == x exactly, and
+    non-negative inside every footprint whose input is >= 0.
 
     Iterative back-projection with a bicubic right-inverse first (spreads the correction smoothly, no block
     artefacts), then one exact step with the nearest right-inverse (``replicate``), which closes the remaining
-    residual to float precision: y + U(x - D(y)) with D(U(z)) == z. Computed in float64. ``x`` holds no NaN."""
+    residual to float precision: y + U(x - D(y)) with D(U(z)) == z. Then ``contract_nonneg``. Computed in float64.
+    ``x`` holds no NaN."""
     y = y.astype(np.float64, copy=True)
     x = x.astype(np.float64, copy=False)
     for _ in range(smooth_iters):
         y += bicubic(x - block_mean(y, k), k)
     y += replicate(x - block_mean(y, k), k)
-    return y
+    return contract_nonneg(y, x, k)
 
 
-def projection_reach(k: int, smooth_iters: int = 2) -> int:
-    """How far (in fine pixels / k = coarse pixels, times k) a change in x can move ``project``'s output."""
-    return 2 * smooth_iters * k
+def block_min(y: np.ndarray, k: int) -> np.ndarray:
+    *lead, h, w = y.shape
+    return y.reshape(*lead, h // k, k, w // k, k).min(axis=(-3, -1))
+
+
+def contract_nonneg(y: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
+    """The positivity-preserving part of the consistency layer: in every footprint whose input x >= 0 but whose
+    (consistent) output dips below 0, shrink the output towards its footprint mean, y' = x + a (y - x) with the
+    largest a in [0, 1] that makes the minimum 0. The footprint mean stays x exactly (a consistent non-negative
+    solution always exists there); footprints with negative input (possible after the processing-baseline
+    offset) and non-negative footprints are unchanged."""
+    if k == 1:
+        return y
+    mn = block_min(y, k)
+    bad = (mn < 0) & (x >= 0)
+    if not bad.any():
+        return y
+    a = np.where(bad, x / np.where(bad, x - mn, 1.0), 1.0)
+    xr = replicate(x, k)
+    return np.where(replicate(bad, k), np.maximum(xr + replicate(a, k) * (y - xr), 0.0), y)
 
 
 def quantize_consistent(y: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:

@@ -63,13 +63,28 @@ def fill_nan(x: torch.Tensor, iters: int = 2) -> tuple[torch.Tensor, torch.Tenso
 
 def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = 2) -> torch.Tensor:
     """``resample.project`` on tensors: smooth back-projection steps in y's dtype (float32), then the exact step
-    with footprint means in float64, so block_mean(result, k) == x to float32 rounding of each pixel.
+    with footprint means in float64 and ``contract_nonneg``, so block_mean(result, k) == x to float32 rounding
+    of each pixel.
     ``x`` (float64 or float32, no NaN) is k times coarser than ``y``."""
     xs = x.to(y.dtype)
     for _ in range(smooth_iters):
         y = y + bicubic(xs - block_mean(y, k), k)
     r = x.double() - block_mean(y.double(), k)
-    return (y.double() + replicate(r, k)).to(y.dtype)
+    return contract_nonneg(y.double() + replicate(r, k), x.double(), k).to(y.dtype)
+
+
+def contract_nonneg(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+    """``resample.contract_nonneg`` on tensors (differentiable): footprints with input >= 0 whose output dips
+    below 0 are shrunk towards their mean until the minimum is 0; the footprint mean is unchanged."""
+    if k == 1:
+        return y
+    lead, (h, w) = y.shape[:-2], y.shape[-2:]
+    mn = -F.max_pool2d(-y.reshape(-1, 1, h, w), k, k).reshape(*lead, h // k, w // k)
+    bad = (mn < 0) & (x >= 0)
+    one = torch.ones((), dtype=y.dtype, device=y.device)
+    a = torch.where(bad, x / torch.where(bad, x - mn, one), one)
+    xr = replicate(x, k)
+    return torch.where(replicate(bad, k), (xr + replicate(a, k) * (y - xr)).clamp(min=0), y)
 
 
 def quantize_consistent(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:

