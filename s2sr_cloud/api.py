@@ -24,7 +24,7 @@ from .config import SAMPLE, load_config, parse_bands, validate_bbox, validate_da
 from .errors import ConfigError
 from .io.env import configure_reads
 from .io.load import GridSpec, MaskSpec, area_geometry, grid_for, load_reflectance
-from .io.store import open_output
+from .io.store import COUNT, open_output
 from .model.predictors import get_predictor
 from .pipeline import graph
 from .pipeline.plan import catalog_url, plan_job
@@ -64,7 +64,7 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, model: str = "default", *, chu
     if not isinstance(ds, xr.Dataset):
         raise ConfigError(f"super_resolve takes the Dataset that s2sr_cloud.load returns (bands as (time, y, x) "
                           f"variables), not a {type(ds).__name__}")
-    bands = tuple(v for v in ds.data_vars if ds[v].dims == ("time", "y", "x"))
+    bands = tuple(v for v in ds.data_vars if ds[v].dims == ("time", "y", "x") and v != COUNT)
     if not bands:
         raise ConfigError("super_resolve found no (time, y, x) band variables: pass what s2sr_cloud.load returns")
     return graph.super_resolve(ds, scale, get_predictor(model, bands=bands, ensemble=ensemble), chunk=chunk,

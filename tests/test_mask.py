@@ -223,8 +223,27 @@ def test_median_composite_of_two_dates(items, tmp_path):
     assert np.array_equal(np.isnan(comp.B02.values[0]), count == 0)
     assert np.allclose(comp.B02.values[0], med, equal_nan=True)
     # the model runs once, on the composite
-    out = super_resolve(comp, 2, BicubicPredictor(), chunk=240, quantize=False)
+    out = super_resolve(comp, 2, BicubicPredictor(), chunk=120, quantize=True)
     assert out.sizes["time"] == 1 and out.attrs["composite_items"] == [it.id for it in two]
+    # the count layer reaches the store on the output grid (each output pixel: its input pixel's count), is
+    # covered by the chunk checksums, and reads back as counts
+    import zarr
+
+    from s2sr_cloud.io.store import open_output
+    from s2sr_cloud.pipeline.verify import verify_store
+    from s2sr_cloud.pipeline.write import write_output
+
+    url = str(tmp_path / "composite.zarr")
+    with dask.config.set(scheduler="sync"):
+        write_output(out, url)
+    stored = zarr.open_group(url, mode="r")["obs_count"]
+    assert stored.dtype == np.uint16 and np.array_equal(stored[0], np.repeat(np.repeat(count, 2, 0), 2, 1))
+    assert np.array_equal(open_output(url).obs_count.values[0], np.repeat(np.repeat(count, 2, 0), 2, 1))
+    rep = verify_store(url, sample=0)  # (written without `s2sr run`: no job attributes)
+    assert not rep.bad and rep.chunks == 4 and all("job_spec" in p or "stac_items" in p for p in rep.problems)
+    g = zarr.open_group(url, mode="r+")
+    g["obs_count"][0, :120, :120] = 2  # a count changed after the write: the chunk checksum catches it
+    assert list(verify_store(url, sample=0).bad) == [(0, 0, 0)]
 
 
 def _tile_item(folder) -> pystac.Item:

@@ -26,6 +26,7 @@ from odc.geo.geom import Geometry, box, unary_union
 from ..bands import DEFAULT_MASK_CLASSES, FACTOR_ATTR, MASK_MODES, SCL_CLASSES
 from ..catalog.items import SCL, SceneInfo, describe_items, find_scl, normalize_item
 from ..errors import AssetError, ConfigError
+from .store import COUNT
 
 # odc-geo/rasterio emit ~150 affine PendingDeprecationWarnings per load (shared NOTES.md); they say nothing to users.
 warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module=r"(odc|rasterio|affine).*")
@@ -218,7 +219,6 @@ def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int, mask:
     return ds.rio.write_crs(grid.geobox.crs.to_wkt())
 
 
-COUNT = "obs_count"
 
 
 def median_composite(ds: xr.Dataset, bands: tuple[str, ...], factors: tuple[int, ...], items: list[str]

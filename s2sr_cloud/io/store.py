@@ -38,6 +38,7 @@ MARKER = "s2sr_cloud_store"  # root attribute of every store this tool made (val
 LAYOUT = 2
 FILL_DN = 65535
 DETAIL = "detail"  # the added-detail layer
+COUNT = "obs_count"  # composites: dates that fed each pixel (uint16 counts, no scale)
 SUMS = "chunk_sums"  # per-output-chunk statistics sums
 ZARR_FORMAT = 3  # default; 2 for GDAL <= 3.10 / QGIS (``--zarr-format 2``)
 OVERVIEWS = "overviews"  # group of the multiscale levels (``io/overviews.py``)
@@ -277,7 +278,9 @@ def encoding_for(ds: xr.Dataset, dtype: str) -> dict[str, dict[str, Any]]:
         if var.dims != ("time", "y", "x"):
             continue
         chunks = tuple(c[0] for c in var.chunks) if var.chunks else None
-        if dtype == "uint16":
+        if name == COUNT:
+            enc[name] = {"dtype": "uint16", "_FillValue": FILL_DN, "fill_value": FILL_DN}
+        elif dtype == "uint16":
             sf, off = STORE_QUANTUM
             # float32 scale/offset: CF decodes to the scale's type, and float32 keeps 1e-8 reflectance precision
             enc[name] = {"dtype": "uint16", "scale_factor": np.float32(sf),
@@ -518,6 +521,12 @@ def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
         dn = np.around((values.astype(np.float64) - off) / sf)
     dn = np.clip(dn, 0, fill - 1)
     return np.where(np.isnan(values), fill, dn).astype(arr.dtype)
+
+
+def layer_names(bands: list[str] | tuple[str, ...], has: Any) -> tuple[str, ...]:
+    """The per-pixel arrays of an output in their write (and chunk_crc) order: the bands, the detail layer, and the
+    composite's obs_count when ``COUNT in has`` (a dataset or a zarr group)."""
+    return (*bands, DETAIL, *((COUNT,) if COUNT in has else ()))
 
 
 def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: np.ndarray, sums: np.ndarray,

@@ -57,6 +57,10 @@ def _sr_pair(block: np.ndarray, predictor: BicubicPredictor | TorchPredictor, sp
     return y, sums.reshape(sums.shape[0], -1, 1, 1)
 
 
+def _replicate(a: np.ndarray, k: int) -> np.ndarray:
+    return np.repeat(np.repeat(a, k, axis=-2), k, axis=-1)
+
+
 def _first(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return pair[0]
 
@@ -147,6 +151,11 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     out[DETAIL] = xr.DataArray(y[:, len(bands)], dims=("time", "y", "x"), attrs={
         "long_name": "added detail: RMS over bands of output minus consistent bicubic upsampling",
         "units": "1"})
+    if COUNT in ds:  # composite: each output pixel carries the count of its input pixel
+        cnt = da.asarray(ds[COUNT].data).rechunk((1, ychunks, xchunks)).astype(np.float32)
+        out[COUNT] = xr.DataArray(cnt.map_blocks(
+            _replicate, scale, dtype=np.float32, chunks=(cnt.chunks[0],) + out_chunks[2:]), dims=("time", "y", "x"),
+                                  attrs=dict(ds[COUNT].attrs))
     out[SUMS] = xr.DataArray(sums, dims=("time", "sum", "chunk_y", "chunk_x"),
                              attrs={"description": "per-output-chunk statistics sums, see s2sr_cloud.ops.stats"})
     out[DONE] = xr.DataArray(da.zeros((x.shape[0], len(ychunks), len(xchunks)), dtype=np.uint8, chunks=1),

@@ -77,7 +77,7 @@ def verify_store(url: str, *, repair: bool = False, sample: int = 4, seed: int =
     attrs = existing.attrs or {}
     report.problems += [f"attribute {a} is missing" for a in REQUIRED_ATTRS if a not in attrs]
     g = store._group(url, "r")
-    names = (*attrs.get("bands", []), store.DETAIL)
+    names = store.layer_names(attrs.get("bands", []), g)
     missing = [n for n in (*names, store.DONE, store.SUMS) if n not in g]
     if missing:
         report.problems.append(f"arrays missing: {', '.join(missing)}")

@@ -182,7 +182,7 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     ``before_finish()`` runs just before the store is marked complete (the lease check). ``t_offset``: the store
     time step of ``out``'s first one (an append); ``final_attrs`` are set with the ``complete`` mark."""
     bands = list(out.attrs["bands"])
-    names = (*bands, store.DETAIL)
+    names = store.layer_names(bands, out)
     if not resume:
         existing = store.inspect_output(url)
         if existing.state is not store.OutputState.ABSENT:
