@@ -10,20 +10,15 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from s2sr_cloud.model.predictors import BicubicPredictor, TorchPredictor  # noqa: E402
-from s2sr_cloud.model.registry import default_model  # noqa: E402
-from s2sr_cloud.ops.block import BlockSpec, super_resolve_block  # noqa: E402
-from s2sr_cloud.ops.halo import required_halo  # noqa: E402
-from tests.conftest import sample_grid_stack  # noqa: E402
+from s2sr_cloud.model.predictors import BicubicPredictor, TorchPredictor
+from s2sr_cloud.model.registry import default_model
+from s2sr_cloud.ops.block import BlockSpec, super_resolve_block
+from s2sr_cloud.ops.halo import required_halo
+from s2sr_cloud.testing import sample_grid_stack
 
 BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 

@@ -11,26 +11,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import dask
+import numpy as np
 
-import dask  # noqa: E402
-import numpy as np  # noqa: E402
-
-import run as R  # noqa: E402  benchmarks/run.py: tile_items, range_server
-from s2sr_cloud.bands import ALL_BANDS  # noqa: E402
-from s2sr_cloud.catalog import search_items  # noqa: E402
-from s2sr_cloud.catalog.server import serve_items  # noqa: E402
-from s2sr_cloud.io.load import grid_for, load_reflectance  # noqa: E402
-from s2sr_cloud.model.predictors import BicubicPredictor, TorchPredictor  # noqa: E402
-from s2sr_cloud.pipeline.graph import super_resolve  # noqa: E402
-from s2sr_cloud.pipeline.write import write_output  # noqa: E402
+import run as R  # benchmarks/run.py (tile_items, range_server): this script's folder is sys.path[0]
+from s2sr_cloud.bands import ALL_BANDS
+from s2sr_cloud.catalog import search_items
+from s2sr_cloud.catalog.server import serve_items
+from s2sr_cloud.io.load import grid_for, load_reflectance
+from s2sr_cloud.model.predictors import BicubicPredictor, TorchPredictor
+from s2sr_cloud.pipeline.graph import super_resolve
+from s2sr_cloud.pipeline.write import write_output
 
 
 def main() -> None:

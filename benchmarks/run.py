@@ -31,20 +31,17 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+import torch
+
+import s2sr_cloud
+from s2sr_cloud.catalog.server import SAMPLE_DIR, serve_items
+from s2sr_cloud.model import nets
+from s2sr_cloud.model import predictors as P
+from s2sr_cloud.ops import block as B
+from s2sr_cloud.ops.halo import plan_chunks, required_halo
+from s2sr_cloud.pipeline import graph
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-import s2sr_cloud  # noqa: E402
-from s2sr_cloud.catalog.server import SAMPLE_DIR, serve_items  # noqa: E402
-from s2sr_cloud.model import nets  # noqa: E402
-from s2sr_cloud.model import predictors as P  # noqa: E402
-from s2sr_cloud.ops import block as B  # noqa: E402
-from s2sr_cloud.ops.halo import plan_chunks, required_halo  # noqa: E402
-from s2sr_cloud.pipeline import graph  # noqa: E402
-
 SHARED = Path(os.environ.get("S2SR_SHARED", ROOT.parent / "shared")) / "data"
 TILE = SHARED / "s2a_29rkh_20200219_l2a_decimated"
 BANDS = nets.S2_BANDS
@@ -323,7 +320,7 @@ def autocast_psnr_delta(device: str) -> dict:
     """Wald's protocol x2 on the embedded sample (NOT held out: the tile was in band-SR training): degrade every
     band 2x on its native grid, super-resolve back with fp32 and with bf16 autocast (consistency layer included),
     PSNR of the 10 m bands against the original. Returns both PSNRs and the change."""
-    from tests.conftest import sample_grid_stack
+    from s2sr_cloud.testing import sample_grid_stack
 
     x, f = sample_grid_stack(BANDS)
     lo = np.stack([np.repeat(np.repeat(x[0, c, ::fc, ::fc].reshape(240 // fc // 2, 2, 240 // fc // 2, 2)
