@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from s2sr_cloud.errors import ModelError
+from s2sr_cloud.errors import ConfigError, ModelError
 from s2sr_cloud.model import predictors
 from s2sr_cloud.model.predictors import BicubicPredictor, TorchPredictor, get_predictor, pick_device
 from s2sr_cloud.model.registry import build_model, get_entry
@@ -73,6 +73,25 @@ def test_unknown_model_and_wrong_scale():
     with pytest.raises(ModelError, match="--scale"):
         TorchPredictor("tiny-test").predict(X[..., :24, :24], FACTORS, 5)
     assert isinstance(get_predictor("bicubic"), BicubicPredictor)
+
+
+def test_ensemble_for_a_model_without_one_is_refused_not_ignored():
+    # tiny-test (ResidualSR) and bicubic have no self-ensemble: asking for one fails when the job is planned
+    for name in ("tiny-test", "bicubic"):
+        with pytest.raises(ConfigError, match=f"^--ensemble 4: model {name} has no self-ensemble; drop --ensemble$"):
+            get_predictor(name, ensemble=4)
+        assert get_predictor(name, ensemble=1).name == name  # a single pass: what they do anyway
+    with pytest.raises(ConfigError, match="model bicubic has no self-ensemble"):  # the default falls back to it
+        get_predictor("default", bands=("B04", "B03", "B02"), ensemble=2)
+    with pytest.raises(ConfigError, match="model tiny-test has no self-ensemble"):
+        TorchPredictor("tiny-test", ensemble=8)
+    assert not TorchPredictor("tiny-test").supports_ensemble and not BicubicPredictor().supports_ensemble
+    assert TorchPredictor("s2sr-v1", ensemble=8).supports_ensemble
+
+
+def test_predictors_declare_what_the_pipeline_dispatches_on():
+    assert BicubicPredictor().is_reference and not BicubicPredictor().loads_model
+    assert not TorchPredictor("tiny-test").is_reference and TorchPredictor("tiny-test").loads_model
 
 
 def test_device_selection_on_cpu_machine():

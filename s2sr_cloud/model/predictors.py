@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..ops import tops
 from ..ops.block import smooth_upsample
 from ..ops.resample import fill_nan
@@ -27,6 +28,9 @@ class BicubicPredictor:
     name: str = "bicubic"
     fill_iters: int = 2
     device: str = "auto"
+    is_reference: ClassVar[bool] = True  # its output IS the consistent bicubic reference: the detail layer is 0
+    loads_model: ClassVar[bool] = False
+    supports_ensemble: ClassVar[bool] = False
 
     def reach(self, factors: tuple[int, ...], scale: int) -> tuple[int, ...]:
         """Per band, grid pixels of context: bicubic support (2 native pixels) + the NaN fill, at its native
@@ -107,6 +111,20 @@ def cached_model(name: str, device: torch.device) -> torch.nn.Module:
 
 
 @functools.lru_cache(maxsize=None)
+def arch_has_ensemble(arch: str) -> bool:
+    """Whether the network class ``nets.<arch>`` has a geometric self-ensemble (takes ``ensemble``)."""
+    from . import nets
+
+    return "ensemble" in inspect.signature(getattr(nets, arch)).parameters
+
+
+def refuse_ensemble(name: str, ensemble: int | None) -> None:
+    """An ensemble (other than a single pass) requested for a model without one: refuse, do not ignore it."""
+    if ensemble is not None and ensemble != 1:
+        raise ConfigError(f"--ensemble {ensemble}: model {name} has no self-ensemble; drop --ensemble")
+
+
+@functools.lru_cache(maxsize=None)
 def _arch_instance(name: str) -> torch.nn.Module:
     """An untrained instance of the model's architecture (for its reach; no weights are read)."""
     from . import nets
@@ -136,11 +154,22 @@ class TorchPredictor:
     batch: int = 8
     ensemble: int | None = None  # self-ensemble size for models that have one (S2SRNet); None: the model's own
     autocast: bool = False  # CUDA only: bf16 autocast of the network (off: it is not within 0.01 dB, RESULTS.md)
+    is_reference: ClassVar[bool] = False
+    loads_model: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if self.ensemble is not None and self.ensemble != 1 and not self.supports_ensemble:
+            refuse_ensemble(self.name, self.ensemble)
 
     def _entry(self) -> Any:
         from .registry import get_entry
 
         return get_entry(self.name)
+
+    @property
+    def supports_ensemble(self) -> bool:
+        """Whether the network has a self-ensemble; ``ensemble`` (1 at most, else refused) is ignored otherwise."""
+        return arch_has_ensemble(self._entry().arch)
 
     def torch_device(self) -> torch.device:
         return pick_device(self.device)
@@ -178,8 +207,8 @@ class TorchPredictor:
                 band_batch = 12 if dev.type == "cuda" else 1  # CPU: one band's features at a time (memory)
                 y = nets.s2srnet_forward_region(net, filled, scale, crop, self.ensemble, band_batch)
             else:
-                y = net(filled, scale) if self.ensemble is None or not hasattr(net, "ensemble") else net(
-                    filled, scale, self.ensemble)
+                ens = self.ensemble if self.supports_ensemble else None
+                y = net(filled, scale) if ens is None else net(filled, scale, ens)
                 y = y[..., crop * scale:(h - crop) * scale, crop * scale:(w - crop) * scale]
         return y.float()
 
@@ -196,10 +225,11 @@ class TorchPredictor:
         # tiles: (t index, y0, x0) of core regions; each is read with rf pixels of context, reflected at edges
         pad = np.pad(filled, ((0, 0), (0, 0), (rf, rf), (rf, rf)), mode="symmetric")
         tiles = [(ti, y0, x0) for ti in range(t) for y0 in range(0, h, size) for x0 in range(0, w, size)]
+        ens = self.ensemble if self.supports_ensemble else None
         with torch.inference_mode():
             for group in _by_shape(tiles, size, h, w):  # a batch holds tiles of one shape
                 for i in range(0, len(group), self.batch):
-                    self._run(net, dev, pad, out, group[i:i + self.batch], size, h, w, rf, scale, self.ensemble)
+                    self._run(net, dev, pad, out, group[i:i + self.batch], size, h, w, rf, scale, ens)
         return out
 
     @staticmethod
@@ -211,7 +241,7 @@ class TorchPredictor:
         th, tw = min(size, h - group[0][1]), min(size, w - group[0][2])
         batch = np.stack([pad[ti, :, y0:y0 + th + 2 * rf, x0:x0 + tw + 2 * rf] for ti, y0, x0 in group])
         inp = torch.from_numpy(np.ascontiguousarray(batch)).to(dev, non_blocking=True)
-        res = net(inp, scale) if ensemble is None or not hasattr(net, "ensemble") else net(inp, scale, ensemble)
+        res = net(inp, scale) if ensemble is None else net(inp, scale, ensemble)
         res = res.float().cpu().numpy()
         m = rf * scale
         for (ti, y0, x0), r in zip(group, res, strict=True):
@@ -228,17 +258,20 @@ def _by_shape(group: list[tuple[int, int, int]], size: int, h: int, w: int) -> l
 
 def get_predictor(name: str, device: str = "auto", bands: tuple[str, ...] | None = None,
                   ensemble: int | None = None) -> BicubicPredictor | TorchPredictor:
-    """``default``: the best shipped model that handles ``bands``; bicubic when none does."""
+    """``default``: the best shipped model that handles ``bands``; bicubic when none does. An ensemble for a model
+    without one is refused (ConfigError) rather than ignored."""
     if name == "bicubic":
+        refuse_ensemble("bicubic", ensemble)
         return BicubicPredictor()
     from .registry import default_model, get_entry
 
     if name == "default":
         name = default_model()
         if name == "bicubic" or (bands is not None and tuple(get_entry(name).bands) != tuple(bands)):
+            refuse_ensemble("bicubic", ensemble)
             return BicubicPredictor()
     get_entry(name)  # raises ModelError for unknown names
-    return TorchPredictor(name=name, device=device, ensemble=ensemble)
+    return TorchPredictor(name=name, device=device, ensemble=ensemble)  # refuses an ensemble it cannot run
 
 
 def torch_threads(n: int | None = None) -> None:

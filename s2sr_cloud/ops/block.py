@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -33,9 +33,16 @@ class Predictor(Protocol):
     ``factors[c]`` grid pixels make one native pixel of band c. ``reach`` gives, per band, the grid pixels of
     context the predictor needs around a pixel (the pipeline's halo covers it plus the consistency layer's).
     ``predict_t`` runs on a torch tensor on ``torch_device()`` and returns the prediction for the block cropped by
-    ``crop`` grid pixels on each side; ``predict`` is the numpy convenience for whole arrays."""
+    ``crop`` grid pixels on each side; ``predict`` is the numpy convenience for whole arrays.
+
+    ``is_reference``: the prediction IS the consistent bicubic reference the detail layer measures from (the
+    detail layer is then zero). ``loads_model``: a network each worker process loads once (the pipeline loads it
+    as workers join). ``device``: 'auto', 'cpu' or 'cuda[:n]', resolved in each process by ``torch_device``."""
 
     name: str
+    device: str
+    is_reference: ClassVar[bool]
+    loads_model: ClassVar[bool]
 
     def reach(self, factors: tuple[int, ...], scale: int) -> tuple[int, ...]: ...
 
@@ -215,7 +222,7 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
             del pred
         if spec.detail:
             with _Timer("detail", dev):
-                if getattr(predictor, "name", "") == "bicubic":
+                if predictor.is_reference:
                     y[:, c] = 0.0  # the reference itself: nothing added
                     ref_sums = None
                 else:

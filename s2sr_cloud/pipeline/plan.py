@@ -28,6 +28,7 @@ from ..io import store
 from ..io.load import GridSpec, MaskSpec, area_geometry, grid_for, resolve_mask
 from ..model.predictors import get_predictor
 from ..model.registry import ENTRIES, model_sha256
+from ..ops.block import Predictor
 from .graph import default_chunk
 
 
@@ -65,7 +66,7 @@ class ZonePlan:
 @dataclass(frozen=True)
 class JobPlan:
     cfg: JobConfig
-    predictor: Any
+    predictor: Predictor
     model: str
     model_sha256: str | None
     ensemble: int | None
@@ -217,10 +218,8 @@ def plan_job(cfg: JobConfig) -> JobPlan:
     """Search, group by UTM zone, size and check everything; raise before any byte is written."""
     _check_location(cfg.out)
     _check_quicklook(cfg)
-    predictor = get_predictor(cfg.model, bands=cfg.bands, ensemble=cfg.ensemble)
+    predictor = get_predictor(cfg.model, bands=cfg.bands, ensemble=cfg.ensemble)  # refuses an impossible --ensemble
     entry = _model_entry(predictor.name)
-    if cfg.ensemble is not None and cfg.ensemble != 1 and (entry is None or "ensemble" not in entry.kwargs):
-        raise ConfigError(f"--ensemble {cfg.ensemble}: model {predictor.name} has no self-ensemble; drop --ensemble")
     ensemble = None if entry is None else (cfg.ensemble or entry.kwargs.get("ensemble"))
     sha = model_sha256(predictor.name)
     with catalog_url(cfg.catalog) as url:

@@ -22,7 +22,6 @@ from ..io import store
 from ..io.env import configure_reads
 from ..io.lease import Lease
 from ..io.load import load_reflectance
-from ..model.predictors import TorchPredictor
 from .cluster import WarmModel, dask_client, has_gpu_workers
 from .graph import super_resolve
 from .plan import Action, JobPlan, ZonePlan, _action, plan_job
@@ -49,7 +48,7 @@ def execute(plan: JobPlan, *, progress: bool = True, client: Any = None, verbose
             nonlocal client
             if client is None:
                 client = stack.enter_context(dask_client(cfg.scheduler, verbose=verbose, cluster=cfg.cluster))
-            if isinstance(plan.predictor, TorchPredictor):
+            if plan.predictor.loads_model:
                 client.register_plugin(WarmModel(plan.predictor.name, plan.predictor.device))
             return client
 
