@@ -12,8 +12,9 @@ import xarray as xr
 
 from ..bands import RGB
 from ..config import JobConfig
-from ..io import quicklook, stac_out, store
+from ..io import stac_out, store
 from ..ops.stats import COMPARISONS, METRICS
+from . import quicklook
 
 
 @dataclass
