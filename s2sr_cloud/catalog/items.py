@@ -28,12 +28,9 @@ class BandScaling:
 class SceneInfo:
     """What the loader needs to know about one item, with canonical band names."""
 
-    id: str
-    datetime: str
     epsg: int | None
     scaling: dict[str, BandScaling]
     resolution: dict[str, float]  # native metres per pixel, per band
-    cloud_cover: float | None
 
 
 SCL = "SCL"  # the canonical name of the L2A scene classification asset
@@ -114,12 +111,9 @@ def _epsg(item: pystac.Item, keys: list[str]) -> int | None:
 def describe_item(item: pystac.Item, bands: tuple[str, ...]) -> SceneInfo:
     keys = {b: find_asset(item, b) for b in bands}
     return SceneInfo(
-        id=item.id,
-        datetime=str(item.properties.get("datetime")),
         epsg=_epsg(item, list(keys.values())),
         scaling={b: band_scaling(item, k) for b, k in keys.items()},
         resolution={b: native_resolution(item, k, b) for b, k in keys.items()},
-        cloud_cover=item.properties.get("eo:cloud_cover"),
     )
 
 

@@ -85,7 +85,7 @@ def pick_device(spec: str = "auto") -> torch.device:
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(spec)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError(f"device {spec} requested but this machine has no CUDA GPU: use --device cpu or auto")
+        raise ModelError(f"device {spec!r} requested but this machine has no CUDA GPU: use device 'cpu' or 'auto'")
     if dev.type == "cuda":
         exact_float32()
     return dev
