@@ -8,6 +8,8 @@ from pathlib import Path
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train the model by Wald's protocol on ../shared/data (CPU, fixed seed)")
+    t.add_argument("--recipe", default="s2sr-v2", choices=["s2sr-v1", "s2sr-v2"],
+                   help="which shipped model to train (default: s2sr-v2)")
     t.add_argument("--data", default="../shared/data", help="folder laid out like ../shared/data")
     t.add_argument("--out", default=None, help="safetensors path (default: the package's weights folder)")
     t.add_argument("--seed", type=int, default=0)
@@ -28,12 +30,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "train":
-        from .training.train import TrainConfig, train
+        from dataclasses import replace
+
+        from .training.train import RECIPES, train
 
         overrides = {k: v for k, v in {"data": args.data, "out": args.out, "seed": args.seed,
                                        "steps20": args.steps20, "steps60": args.steps60,
                                        "steps_sr": args.steps_sr}.items() if v is not None}
-        train(TrainConfig(**overrides))
+        train(replace(RECIPES[args.recipe], **overrides))
         return 0
     if args.command == "evaluate":
         from .errors import ConfigError
