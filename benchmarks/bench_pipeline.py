@@ -33,7 +33,7 @@ def best_of(fn, n=3):
 
 
 def run_blocks(x, predictor, scale, factors, chunk, quantum=None):
-    h = required_halo(predictor.reach(factors, scale), factors, 2, 2)
+    h = required_halo(predictor.reach(factors, scale), factors)
     xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
     n = x.shape[-1]
     for y0 in range(0, n, chunk):

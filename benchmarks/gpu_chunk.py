@@ -77,7 +77,7 @@ def sync(dev: torch.device) -> None:
 
 
 def run_block(x: np.ndarray, p: P.TorchPredictor, scale: int, quantize: bool) -> tuple[np.ndarray, int]:
-    h = required_halo(p.reach(FACTORS, scale), FACTORS, 2, 2)
+    h = required_halo(p.reach(FACTORS, scale), FACTORS)
     xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
     y = B.super_resolve_block(xp, p, B.BlockSpec(scale, FACTORS, h, quantum=QUANTUM if quantize else None))
     return y, h
@@ -93,7 +93,7 @@ def consistency(x: np.ndarray, y: np.ndarray, scale: int) -> float:
 
 
 def timed_chunk(x: np.ndarray, p: P.TorchPredictor, scale: int, dev: torch.device, repeats: int) -> dict:
-    h = required_halo(p.reach(FACTORS, scale), FACTORS, 2, 2)
+    h = required_halo(p.reach(FACTORS, scale), FACTORS)
     core = x.shape[-1]
     xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
     spec = B.BlockSpec(scale, FACTORS, h, quantum=QUANTUM)

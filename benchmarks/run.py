@@ -234,7 +234,7 @@ def chunk_parts(x: np.ndarray, scale: int, ensemble: int | None, device: str) ->
     torch.set_num_threads(1)
     p = P.TorchPredictor("s2sr-v1", ensemble=ensemble, device=device)
     f = nets.S2_FACTORS
-    h = required_halo(p.reach(f, scale), f, 2, 2)
+    h = required_halo(p.reach(f, scale), f)
     xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
     spec = B.BlockSpec(scale, f, h, quantum=(1e-4, -0.1))
     B.super_resolve_block(xp[..., :h * 2 + 48, :h * 2 + 48], p, spec)  # load + warm-up
@@ -278,7 +278,7 @@ def halo_overhead(scale: int, n: int = 10980) -> float:
     counted by its 6 output bands)."""
     p = P.TorchPredictor("s2sr-v1")
     f = nets.S2_FACTORS
-    h = required_halo(p.reach(f, scale), f, 2, 2)
+    h = required_halo(p.reach(f, scale), f)
     chunks = plan_chunks(n - n % 6, graph.default_chunk(scale), 6, h)
     fed = kept = 0.0
     for cy in chunks:
@@ -328,7 +328,7 @@ def autocast_psnr_delta(device: str) -> dict:
     out = {}
     for amp in (False, True):
         p = P.TorchPredictor("s2sr-v1", device=device, autocast=amp)
-        h = required_halo(p.reach(f, 2), f, 2, 2)
+        h = required_halo(p.reach(f, 2), f)
         y = B.super_resolve_block(np.pad(lo, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric"), p,
                                   B.BlockSpec(2, f, h))
         i10 = [BANDS.index(b) for b in ("B02", "B03", "B04", "B08")]

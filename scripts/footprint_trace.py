@@ -54,7 +54,7 @@ def main() -> None:
     for name in ("bicubic", args.model):
         p = get_predictor(name, device="cpu")
         for s in args.scales:
-            h = required_halo(p.reach(FACTORS_10M, s), FACTORS_10M, 2, 2)
+            h = required_halo(p.reach(FACTORS_10M, s), FACTORS_10M)
             xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
             y = super_resolve_block(xp, p, BlockSpec(s, FACTORS_10M, h, quantum=STORE_QUANTUM))
             all12, b10 = trace(y, s, list(range(12))), trace(y, s, [i for i, f in enumerate(FACTORS_10M) if f == 1])

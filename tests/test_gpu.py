@@ -22,7 +22,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, gpu])]
 
 
 def _run(x, p, scale, **kw):
-    h = required_halo(p.reach(F, scale), F, 2, 2)
+    h = required_halo(p.reach(F, scale), F)
     xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
     return super_resolve_block_sums(xp, p, BlockSpec(scale, F, h, **kw))
 
@@ -80,7 +80,7 @@ def test_s2sr_v1_on_gpu_chunk_invariant_and_consistent():
     p = TorchPredictor("s2sr-v1", device="cuda", ensemble=1)
     x = X[..., :144, :144]
     whole, _ = _run(x, p, 4)
-    h = required_halo(p.reach(F, 4), F, 2, 2)
+    h = required_halo(p.reach(F, 4), F)
     xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
     left = super_resolve_block(xp[..., :, :72 + 2 * h], p, BlockSpec(4, F, h))
     right = super_resolve_block(xp[..., :, 72:], p, BlockSpec(4, F, h))

@@ -39,7 +39,7 @@ def test_dask_output_matches_whole_array(sample_ds, chunk):
     out = super_resolve(sample_ds, 4, BicubicPredictor(), chunk=chunk, quantize=False).compute(scheduler="sync")
     x = np.stack([sample_ds[b].values for b in ALL_BANDS], axis=1)
     factors = tuple(sample_ds[b].attrs["native_factor"] for b in ALL_BANDS)
-    h = required_halo(BicubicPredictor().reach(factors, 4), factors, 2, 2)
+    h = required_halo(BicubicPredictor().reach(factors, 4), factors)
     assert out.sizes["chunk_y"] == -(-240 // chunk) - (1 if 240 % chunk and 240 % chunk < h else 0)
     got = np.stack([out[b].values for b in ALL_BANDS], axis=1)
     whole = super_resolve_block(np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric"), BicubicPredictor(),
@@ -154,7 +154,7 @@ def test_cnn_output_is_seamless_through_dask(sample_ds):
     got = np.stack([out[b].values for b in ALL_BANDS], axis=1)
     x = np.stack([sample_ds[b].values for b in ALL_BANDS], axis=1)
     factors = tuple(sample_ds[b].attrs["native_factor"] for b in ALL_BANDS)
-    h = required_halo(p.reach(factors, 4), factors, 2, 2)
+    h = required_halo(p.reach(factors, 4), factors)
     whole = super_resolve_block(np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric"), p,
                                 BlockSpec(4, factors, h))
     assert np.nanmax(np.abs(got - whole[:, :12])) <= 1e-5

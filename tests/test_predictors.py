@@ -148,7 +148,7 @@ def test_s2sr_v1_region_inference_equals_whole_forward(crop):
     from s2sr_cloud.model import nets
 
     x, f = sample_grid_stack(S2)
-    n, s = 132, 2
+    n, s = 180, 2
     xt = torch.from_numpy(np.ascontiguousarray(x[..., :n, :n]))
     net = build_model("s2sr-v1")
     reach = nets.s2srnet_group_reach(net)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..bands import ALL_BANDS, BY_RESOLUTION, FACTORS_10M
+from ..ops.resample import RELAX, SMOOTH_ITERS
 from ..ops.tops import contract_nonneg
 
 
@@ -56,13 +57,14 @@ def bicubic_t(x: torch.Tensor, k: int) -> torch.Tensor:
     return x if k == 1 else F.interpolate(x, scale_factor=k, mode="bicubic", align_corners=False)
 
 
-def project_t(y: torch.Tensor, lr: torch.Tensor, k: int, smooth_iters: int = 2) -> torch.Tensor:
+def project_t(y: torch.Tensor, lr: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS, relax: float = RELAX
+              ) -> torch.Tensor:
     """Torch twin of ops.resample.project (exact, positivity-preserving consistency layer, differentiable, used
     in training and inside the model) in y's dtype."""
     if k == 1:
         return lr
     for _ in range(smooth_iters):
-        y = y + bicubic_t(lr - block_mean_t(y, k), k)
+        y = y + relax * bicubic_t(lr - block_mean_t(y, k), k)
     y = y + torch.repeat_interleave(torch.repeat_interleave(lr - block_mean_t(y, k), k, -2), k, -1)
     return contract_nonneg(y, lr, k)
 
@@ -130,12 +132,12 @@ class SharpenNet(nn.Module):
 
     def reach(self) -> int:
         """Fine pixels of context: the convolutions, plus the base's window, its two bicubic interpolations
-        (2 coarse pixels each) and its projection (two smooth steps of 2 coarse pixels, one exact step)."""
+        (2 coarse pixels each) and its projection (SMOOTH_ITERS smooth steps of 2 coarse pixels, one exact step)."""
         convs = 2 + 2 * self.blocks
         if not self.window:
             return convs
         k = self.k
-        return convs + k * (self.window // 2 + 2 + 2) + 4 * k + k
+        return convs + k * (self.window // 2 + 2 + 2) + 2 * SMOOTH_ITERS * k + k
 
     def forward(self, fine: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
         k = fine.shape[-1] // lr.shape[-1]
@@ -218,8 +220,8 @@ class S2SRNet(nn.Module):
     @staticmethod
     def _path_reach(k: int, net_reach: int) -> int:
         """10 m pixels of context one native-k band needs: footprint alignment (k), bicubic upsampling (2 coarse
-        pixels), the network, two smooth projection steps (2 x 2 coarse pixels) and the exact step (k)."""
-        return k + 2 * k + net_reach + 4 * k + k
+        pixels), the network, the smooth projection steps (2 coarse pixels each) and the exact step (k)."""
+        return k + 2 * k + net_reach + 2 * SMOOTH_ITERS * k + k
 
     def reach(self) -> int:
         r20 = self._path_reach(2, self.sharpen20.reach())
@@ -277,7 +279,7 @@ class S2SRNet(nn.Module):
 # receptive field needs. Same weights, same arithmetic as ``S2SRNet.forward`` on the pixels it guarantees.
 
 
-def project_reach(k: int, smooth_iters: int = 2) -> int:
+def project_reach(k: int, smooth_iters: int = SMOOTH_ITERS) -> int:
     """Fine pixels of context ``project_t`` at footprint k needs: 2 coarse pixels per smooth step (bicubic
     support) plus the footprint the pixel lies in."""
     return 2 * smooth_iters * k + k

@@ -22,7 +22,7 @@ import torch
 
 from . import tops
 from .stats import COMPARISONS, NSUM
-from .resample import bicubic, block_mean, fill_nan, project, quantize_consistent, replicate
+from .resample import SMOOTH_ITERS, bicubic, block_mean, fill_nan, project, quantize_consistent, replicate
 
 DN_MAX = 65534  # 65535 is the fill value of the uint16 store
 
@@ -59,17 +59,17 @@ class BlockSpec:
     factors: tuple[int, ...]
     halo: int  # grid pixels of context on each side, trimmed from the result
     fill_iters: int = 2
-    smooth_iters: int = 2
+    smooth_iters: int = SMOOTH_ITERS
     quantum: tuple[float, float] | None = None  # (scale_factor, add_offset) of integer storage
     detail: bool = True  # append the detail layer as an extra channel
 
 
-def post_reach(f: int, smooth_iters: int = 2) -> int:
+def post_reach(f: int, smooth_iters: int = SMOOTH_ITERS) -> int:
     """Grid pixels of prediction the consistency layer of a native-f band reads around an output pixel."""
     return 2 * smooth_iters * f
 
 
-def input_reach(f: int, fill_iters: int = 2, smooth_iters: int = 2, detail: bool = True) -> int:
+def input_reach(f: int, fill_iters: int = 2, smooth_iters: int = SMOOTH_ITERS, detail: bool = True) -> int:
     """Grid pixels of raw input the consistency layer (and the detail layer's bicubic reference) read."""
     return (2 * smooth_iters + fill_iters + (2 if detail else 0)) * f
 

@@ -14,15 +14,17 @@ def round_up(n: int, multiple: int) -> int:
     return int(math.ceil(n / multiple) * multiple)
 
 
-def required_halo(predictor_reach: int | tuple[int, ...], factors: tuple[int, ...], fill_iters: int,
-                  smooth_iters: int, detail: bool = True) -> int:
+def required_halo(predictor_reach: int | tuple[int, ...], factors: tuple[int, ...], fill_iters: int = 2,
+                  smooth_iters: int | None = None, detail: bool = True) -> int:
     """Grid pixels of context each block needs, counted per band at its native resolution and maximised over
     bands (not the sum of the maxima): the predictor's reach for band b (int: the same for all bands) plus the
     consistency layer's reach into the prediction (2 native pixels per smooth step), or the consistency and
     detail layers' reach into the raw input (their bicubic steps and the NaN fill), whichever is larger;
     rounded up to the alignment."""
     from .block import input_reach, post_reach
+    from .resample import SMOOTH_ITERS
 
+    smooth_iters = SMOOTH_ITERS if smooth_iters is None else smooth_iters
     per = predictor_reach if isinstance(predictor_reach, tuple) else (int(predictor_reach),) * len(factors)
     reach = max(max(r + post_reach(f, smooth_iters), input_reach(f, fill_iters, smooth_iters, detail))
                 for r, f in zip(per, factors, strict=True))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .resample import RELAX, SMOOTH_ITERS
+
 
 def block_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     """Mean over non-overlapping k x k footprints of the last two axes (NaN anywhere -> NaN)."""
@@ -61,14 +63,15 @@ def fill_nan(x: torch.Tensor, iters: int = 2) -> tuple[torch.Tensor, torch.Tenso
     return torch.nan_to_num(out, nan=0.0), mask
 
 
-def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = 2) -> torch.Tensor:
+def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS, relax: float = RELAX
+            ) -> torch.Tensor:
     """``resample.project`` on tensors: smooth back-projection steps in y's dtype (float32), then the exact step
     with footprint means in float64 and ``contract_nonneg``, so block_mean(result, k) == x to float32 rounding
     of each pixel.
     ``x`` (float64 or float32, no NaN) is k times coarser than ``y``."""
     xs = x.to(y.dtype)
     for _ in range(smooth_iters):
-        y = y + bicubic(xs - block_mean(y, k), k)
+        y = y + relax * bicubic(xs - block_mean(y, k), k)
     r = x.double() - block_mean(y.double(), k)
     return contract_nonneg(y.double() + replicate(r, k), x.double(), k).to(y.dtype)
 

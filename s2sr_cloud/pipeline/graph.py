@@ -103,7 +103,7 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     bands = [v for v in ds.data_vars if ds[v].dims == ("time", "y", "x") and v != COUNT]
     factors = tuple(int(ds[b].attrs.get(FACTOR_ATTR, 1)) for b in bands)
     align = int(np.lcm.reduce(factors))
-    spec_halo = required_halo(predictor.reach(factors, scale), factors, 2, 2, detail=True)
+    spec_halo = required_halo(predictor.reach(factors, scale), factors, detail=True)
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     chunk = chunk or default_chunk(scale)
     try:
