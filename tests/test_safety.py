@@ -356,7 +356,25 @@ def test_dry_run_and_truncated_search(tmp_path, capsys):
     assert rc == 0, err
     assert "scenes:   2 (the search matched more: raise --limit above 2)" in text
     assert "(create) 2 x 960 x 960" in text and "chunks:" in text
+    assert "halo:" in text and "GiB per chunk task" in text and "compute: no network (bicubic)" in text
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_dry_run_estimates_the_model_cost(capsys):
+    """The default model's estimate: FLOPs counted from the network itself, the halo overhead and core-hours."""
+    import re
+
+    from s2sr_cloud.pipeline.plan import network_flops_per_output_px
+    from s2sr_cloud.model.predictors import get_predictor
+    from s2sr_cloud.bands import FACTORS_10M
+
+    rc, text, err = s2sr(capsys, "--scale", "4", "--ensemble", "1", "--out", "unused.zarr", "--dry-run")
+    assert rc == 0, err
+    flops = float(re.search(r"compute: (\d+) kFLOP per output px", text).group(1)) * 1e3
+    assert flops == pytest.approx(network_flops_per_output_px(get_predictor("default", ensemble=1), FACTORS_10M, 4),
+                                  rel=0.01)
+    overhead = float(re.search(r"the network sees ([\d.]+)x", text).group(1))
+    assert 1.0 < overhead < 10 and "CPU core-hours" in text
 
 
 # ---- one line for every error ------------------------------------------------------------------------------------

@@ -268,5 +268,57 @@ def describe_plan(plan: JobPlan) -> str:
                   f"  mask:    {z.mask.mode}" + (f" (SCL classes {','.join(map(str, z.mask.classes))})"
                                                  if z.mask.mode == "scl" else "")
                   + (f"; {z.mask.note}" if z.mask.note else "")]
+        lines += _estimate(plan, z)
     lines.append(f"total:    {plan.output_bytes / 1e9:.2f} GB (limit --max-output-gb {cfg.max_output_gb:g})")
     return "\n".join(lines)
+
+
+# Network FLOP/s one CPU core sustained in the chunk function (benchmarks/RESULTS.md: s2sr-v1 x4, --ensemble 1,
+# 0.0327 output Mpx per core-second at ~140 kFLOP per output px on this project's 2-core machine)
+CPU_FLOPS_PER_CORE = 4.6e9
+
+
+def network_flops_per_output_px(predictor: Predictor, factors: tuple[int, ...], scale: int) -> float:
+    """The predictor's counted FLOPs (convolutions, matmuls; ensemble included) per output pixel of all bands,
+    measured by torch's FlopCounterMode on a small block. 0 for bicubic (no network)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = 96
+    x = torch.full((1, len(factors), n, n), 0.2)
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        predictor.predict_t(x, factors, scale)
+    return fc.get_total_flops() / (n * n * scale * scale)
+
+
+def _estimate(plan: JobPlan, z: ZonePlan) -> list[str]:
+    """Dry-run estimates for one zone: halo and what it costs, peak memory of one chunk task, network compute."""
+    import math
+
+    from ..ops.halo import ChunkError, plan_chunks, required_halo
+
+    cfg, factors, s = plan.cfg, z.grid.factors, plan.cfg.scale
+    halo = required_halo(plan.predictor.reach(factors, s), factors)
+    ny, nx = z.grid.geobox.shape
+    align = math.lcm(*factors)
+    try:
+        ych, xch = plan_chunks(ny, z.chunk, align, halo), plan_chunks(nx, z.chunk, align, halo)
+    except ChunkError as err:
+        return [f"  halo:    {halo} px: {err}"]
+    fed = sum((a + 2 * halo) * (b + 2 * halo) for a in ych for b in xch)
+    overhead = fed / (ny * nx)
+    c, cmax = len(factors), max(ych + xch)
+    # one task holds its input block, the prediction and the consistent output (+ detail), float32
+    task_bytes = 4 * (c * (cmax + 2 * halo) ** 2 + 3 * (c + 1) * (cmax * s) ** 2)
+    flops_px = network_flops_per_output_px(plan.predictor, factors, s)
+    out_px = z.shape[0] * z.shape[1] * z.shape[2]
+    total = flops_px * out_px * overhead
+    lines = [f"  halo:    {halo} px per side: the network sees {overhead:.2f}x the input pixels it keeps",
+             f"  memory:  ~{task_bytes / 2**30:.1f} GiB per chunk task (input, prediction, output; float32)"]
+    if flops_px:
+        lines.append(f"  compute: {flops_px / 1e3:.0f} kFLOP per output px, {total / 1e12:.1f} TFLOP in all; "
+                     f"~{total / CPU_FLOPS_PER_CORE / 3600:.2f} CPU core-hours at {CPU_FLOPS_PER_CORE / 1e9:.1f} "
+                     "GFLOP/s per core (a GPU worker is far faster: benchmarks/RESULTS.md)")
+    else:
+        lines.append("  compute: no network (bicubic): reading and writing dominate")
+    return lines
