@@ -24,6 +24,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--weights-dir", default="../shared/data/weights",
                    help="third-party baseline weights (evaluation only; skipped when absent)")
     e.add_argument("--model", help="registered model to score as `s2sr` (default: the default model)")
+    e.add_argument("--methods", help="comma-separated subset of the methods to score (default: all)")
     e.add_argument("--json", help="write the results as JSON")
     e.add_argument("paths", nargs="+", metavar="PATH")
 
@@ -46,8 +47,18 @@ def dispatch(args: argparse.Namespace) -> int:
         for p in args.paths:
             if not Path(p).exists():
                 raise ConfigError(f"{p} does not exist: give BigEarthNet-style folders or DSen2 .mat files")
+        from .training.evaluate import methods_for
+
+        methods = None
+        if args.methods:
+            every = methods_for(args.task, Path(args.weights_dir), args.model)
+            wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+            unknown = [m for m in wanted if m not in every]
+            if unknown:
+                raise ConfigError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(every)}")
+            methods = {m: every[m] for m in wanted}
         res = evaluate(args.task, args.paths, scale=args.scale, blur=args.blur, weights_dir=Path(args.weights_dir),
-                       model=args.model)
+                       model=args.model, methods=methods)
         print(format_report(res))
         if args.json:
             write_json(res, args.json)

@@ -40,3 +40,13 @@ def test_evaluate_sharpen20_keeps_like_for_like_rows(tmp_path):
     for name in ("s2sr", "aesr+cons", "fuse+cons", "bicubic+cons"):
         o = res["methods"][name]["overall"]
         assert o["consistency_l1"] < 1e-4 and o["negative_share"] == 0.0, name
+
+
+def test_evaluate_methods_subset_and_unknown_method(tmp_path):
+    patch = need_shared("bigearthnet", "S2B_MSIL2A_20180421T114349_47_56")
+    res, _ = _evaluate(tmp_path, "--task", "sr", "--scale", "2", "--model", "s2sr-v1", "--methods", "s2sr",
+                       str(patch))
+    assert list(res["methods"]) == ["s2sr"]
+    r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "evaluate", "--task", "sr", "--methods", "s2sr,nope",
+                        str(patch)], capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "--methods: unknown nope" in r.stderr and len(r.stderr.strip().splitlines()) == 1
