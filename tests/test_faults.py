@@ -116,6 +116,7 @@ def test_transient_s3_errors_are_retried(s3_env, tmp_path, reference, monkeypatc
         # reads (GDAL) and writes (s3fs) both go through the proxy
         monkeypatch.setenv("S2SR_S3_ENDPOINT", proxy.url)
         monkeypatch.setenv("AWS_S3_ENDPOINT", proxy.url.removeprefix("http://"))
+        monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.1")  # (the default 1 s, doubled per retry, only slows the test)
         with serve_items(items) as url:
             cfg = JobConfig(out="s3://faulty-out/o.zarr", catalog=url, bands=BANDS, chunk=66, scale=4, mask="none")
             with dask_client(n_workers=2) as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -155,9 +156,10 @@ class BandSR(nn.Module):
     residual over bicubic, one head per scale. Shared by all 12 bands (trained on 10 m and 20 m bands)."""
 
     def __init__(self, feats: int = 32, blocks: int = 4, scales: tuple[int, ...] = (2, 4, 10),
-                 hr_feats: int = 0) -> None:
+                 hr_feats: int = 0, smooth: float = 0.0) -> None:
         super().__init__()
         self.scales = tuple(scales)
+        self.smooth = smooth  # Gaussian on the learned residual, sigma = smooth input pixels (0: off)
         self.head = nn.Conv2d(1, feats, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(feats) for _ in range(blocks)])
         self.hr_feats = hr_feats
@@ -178,11 +180,27 @@ class BandSR(nn.Module):
 
     def reach(self) -> int:
         # convs at low resolution + bicubic support (+ one output-grid convolution: at most one input pixel)
-        return 2 + 2 * self.blocks + 2 + (1 if self.hr_feats else 0)
+        # (+ the residual's Gaussian: 3 sigma)
+        return 2 + 2 * self.blocks + 2 + (1 if self.hr_feats else 0) + int(np.ceil(3 * self.smooth))
 
     def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
         f = self.body(F.relu(self.head(x / NORM)))
-        return bicubic_t(x, scale) + self.tails[str(scale)](f) * NORM
+        r = self.tails[str(scale)](f)
+        if self.smooth:
+            r = gaussian_t(r, self.smooth * scale)
+        return bicubic_t(x, scale) + r * NORM
+
+
+def gaussian_t(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur (truncated at 3 sigma, edges reflected) of (N, C, H, W) ``x``."""
+    rad = int(np.ceil(3 * sigma))
+    t = torch.arange(-rad, rad + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    n, c, h, w = x.shape
+    y = F.pad(x.reshape(n * c, 1, h, w), (rad, rad, rad, rad), mode="reflect")
+    y = F.conv2d(F.conv2d(y, k.reshape(1, 1, 1, -1)), k.reshape(1, 1, -1, 1))
+    return y.reshape(n, c, h, w)
 
 
 def _check_ensemble(n: int) -> int:

