@@ -68,8 +68,8 @@ def test_bicubic_guarantees_on_device(device):
 @gpu
 def test_cpu_and_gpu_agree():
     x = X[..., :96, :96]
-    cpu, scpu = _run(x, TorchPredictor("s2sr-v1", device="cpu", ensemble=1), 4)
-    cuda, scuda = _run(x, TorchPredictor("s2sr-v1", device="cuda", ensemble=1), 4)
+    cpu, scpu = _run(x, TorchPredictor("s2sr-v2", device="cpu", ensemble=1), 4)
+    cuda, scuda = _run(x, TorchPredictor("s2sr-v2", device="cuda", ensemble=1), 4)
     assert np.nanmax(np.abs(cpu - cuda)) < 1e-4
     assert np.allclose(scpu, scuda, rtol=1e-4, atol=1e-3)
 
@@ -77,7 +77,7 @@ def test_cpu_and_gpu_agree():
 @pytest.mark.gpu
 @gpu
 def test_s2sr_v1_on_gpu_chunk_invariant_and_consistent():
-    p = TorchPredictor("s2sr-v1", device="cuda", ensemble=1)
+    p = TorchPredictor("s2sr-v2", device="cuda", ensemble=1)
     x = X[..., :144, :144]
     whole, _ = _run(x, p, 4)
     h = required_halo(p.reach(F, 4), F)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from s2sr_cloud.io.patches import B10, read_scene
+from s2sr_cloud.training.patches import B10, read_scene
 from s2sr_cloud.model.nets import S2SRNet, block_mean_t, local_regression_t, project_t
 
 from .conftest import need_shared

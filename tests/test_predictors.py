@@ -113,13 +113,15 @@ def test_gpu_matches_cpu():
 S2 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 
 
-def test_s2sr_v1_registry_matches_weights_and_network():
+@pytest.mark.parametrize("name", ["s2sr-v1", "s2sr-v2"])
+def test_shipped_registry_entries_match_weights_and_network(name):
     from safetensors.torch import load_file
 
     from s2sr_cloud.model.nets import S2SRNet
-    from s2sr_cloud.model.registry import WEIGHTS_DIR, file_sha256
+    from s2sr_cloud.model.registry import WEIGHTS_DIR, default_model, file_sha256
 
-    entry = get_entry("s2sr-v1")
+    assert default_model() == "s2sr-v2"
+    entry = get_entry(name)
     path = WEIGHTS_DIR / entry.weights
     assert file_sha256(path) == entry.sha256
     net = S2SRNet(**entry.kwargs)
@@ -141,8 +143,8 @@ def test_s2sr_v1_tiling_does_not_change_the_result():
     assert np.abs(TorchPredictor("s2sr-v1", tile=480).predict(x, f, 4) - one).max() > 1e-4
 
 
-@pytest.mark.parametrize("crop", [0, 30])
-def test_s2sr_v1_region_inference_equals_whole_forward(crop):
+@pytest.mark.parametrize("crop,name", [(0, "s2sr-v1"), (30, "s2sr-v1"), (30, "s2sr-v2")])
+def test_s2sr_region_inference_equals_whole_forward(crop, name):
     """Each band group runs on its own window; wherever a pixel is its group's reach inside the block, the result
     is the whole-array forward's (the per-group reach is not too small)."""
     from s2sr_cloud.model import nets
@@ -150,7 +152,7 @@ def test_s2sr_v1_region_inference_equals_whole_forward(crop):
     x, f = sample_grid_stack(S2)
     n, s = 180, 2
     xt = torch.from_numpy(np.ascontiguousarray(x[..., :n, :n]))
-    net = build_model("s2sr-v1")
+    net = build_model(name)
     reach = nets.s2srnet_group_reach(net)
     with torch.inference_mode():
         whole = net(xt, s, 1)[..., crop * s:(n - crop) * s, crop * s:(n - crop) * s]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.patches import B10, B20, B60, Scene, read_scene
+from .patches import B10, B20, B60, Scene, read_scene
 from ..ops.degrade import degrade
 from ..ops.resample import bicubic
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..io.patches import B10, B20, B60, read_scene
+from .patches import B10, B20, B60, read_scene
 from ..ops import metrics
 from ..ops.degrade import blur_sigma, degrade
 from ..ops.resample import bicubic, lanczos, project
