@@ -37,6 +37,9 @@ from s2sr_cloud.model import predictors as P  # noqa: E402
 from s2sr_cloud.ops import block as B  # noqa: E402
 from s2sr_cloud.ops.halo import required_halo  # noqa: E402
 from s2sr_cloud.ops.resample import block_mean  # noqa: E402
+from s2sr_cloud.model.registry import default_model  # noqa: E402
+
+MODEL = default_model()  # the shipped default (s2sr-v2)
 
 SAMPLE = ROOT / "s2sr_cloud" / "sample"
 BANDS, FACTORS = nets.S2_BANDS, nets.S2_FACTORS
@@ -133,7 +136,7 @@ def autocast_delta(dev: torch.device, x: np.ndarray) -> dict:
                                        .mean(axis=(1, 3)), f, 0), f, 1) for c, f in enumerate(FACTORS)])[None]
     res = {}
     for amp in (False, True):
-        p = P.TorchPredictor("s2sr-v1", device=dev.type, autocast=amp)
+        p = P.TorchPredictor(MODEL, device=dev.type, autocast=amp)
         y, _ = run_block(lo, p, 2, quantize=False)
         i10 = [BANDS.index(b) for b in ("B02", "B03", "B04", "B08")]
         mse = float(np.mean((y[0, i10].astype(np.float64) - x[0, i10]) ** 2))
@@ -157,8 +160,8 @@ def main() -> None:
 
     # correctness: device vs CPU, consistency, NaN isolation (x4, ensemble 1, real sample)
     small = x[..., :120, :120]
-    pd = P.TorchPredictor("s2sr-v1", device=dev.type, ensemble=1)
-    pc = P.TorchPredictor("s2sr-v1", device="cpu", ensemble=1)
+    pd = P.TorchPredictor(MODEL, device=dev.type, ensemble=1)
+    pc = P.TorchPredictor(MODEL, device="cpu", ensemble=1)
     yd, _ = run_block(small, pd, 4, quantize=False)
     yc, _ = run_block(small, pc, 4, quantize=False)
     result["cpu_vs_device_max_abs"] = float(np.abs(yd - yc).max())
@@ -180,7 +183,7 @@ def main() -> None:
 
     for scale in (int(s) for s in args.scales.split(",")):
         for ens in (1, None):
-            p = P.TorchPredictor("s2sr-v1", device=dev.type, ensemble=ens)
+            p = P.TorchPredictor(MODEL, device=dev.type, ensemble=ens)
             r = timed_chunk(tiled(x, args.core or CHUNK[scale]), p, scale, dev, args.repeats)
             key = f"x{scale}_ens{ens or 'default'}"
             result[key] = r
@@ -194,7 +197,7 @@ def main() -> None:
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = P.cached_model("s2sr-v1", dev)
+    net = P.cached_model(MODEL, dev)
     xt = torch.rand(1, 12, 96, 96, device=dev) * 0.3
     with torch.inference_mode(), FlopCounterMode(display=False) as fc:
         net(xt, 4, None)

@@ -40,6 +40,9 @@ from s2sr_cloud.model import predictors as P
 from s2sr_cloud.ops import block as B
 from s2sr_cloud.ops.halo import plan_chunks, required_halo
 from s2sr_cloud.pipeline import graph
+from s2sr_cloud.model.registry import default_model
+
+MODEL = default_model()  # the shipped default (s2sr-v2)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("S2SR_SHARED", ROOT.parent / "shared")) / "data"
@@ -216,7 +219,7 @@ def bare_forward(x: np.ndarray, scale: int, ensemble: int | None, threads: int, 
     """The network alone on the area in memory (no halo, no tiling, no post-processing), best of 1."""
     torch.set_num_threads(threads)
     dev = torch.device(device)
-    net = P.cached_model("s2sr-v1", dev)
+    net = P.cached_model(MODEL, dev)
     xt = torch.from_numpy(np.nan_to_num(x)).to(dev)
     with torch.inference_mode():
         net(xt[..., :48, :48], scale, ensemble)  # warm-up (kernels, allocator)
@@ -232,7 +235,7 @@ def bare_forward(x: np.ndarray, scale: int, ensemble: int | None, threads: int, 
 def chunk_parts(x: np.ndarray, scale: int, ensemble: int | None, device: str) -> dict:
     """One block through the chunk function with its halo (reflect-padded), one thread: network vs the rest."""
     torch.set_num_threads(1)
-    p = P.TorchPredictor("s2sr-v1", ensemble=ensemble, device=device)
+    p = P.TorchPredictor(MODEL, ensemble=ensemble, device=device)
     f = nets.S2_FACTORS
     h = required_halo(p.reach(f, scale), f)
     xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
@@ -276,7 +279,7 @@ def halo_overhead(scale: int, n: int = 10980) -> float:
     """Band-pixels pushed through the networks / band-pixels kept, at default chunking on a whole-tile grid,
     counting every level of tiling (S2SRNet: the 12-band band-SR network plus the 20 m sharpening network,
     counted by its 6 output bands)."""
-    p = P.TorchPredictor("s2sr-v1")
+    p = P.TorchPredictor(MODEL)
     f = nets.S2_FACTORS
     h = required_halo(p.reach(f, scale), f)
     chunks = plan_chunks(n - n % 6, graph.default_chunk(scale), 6, h)
@@ -285,7 +288,7 @@ def halo_overhead(scale: int, n: int = 10980) -> float:
         for cx in chunks:
             kept += 18 * cy * cx
             if NEW:
-                net = P._arch_instance("s2sr-v1")
+                net = P._arch_instance(MODEL)
                 m = max(B.post_reach(ff) for ff in f)
                 crop = h - m
                 rs = net.sr.reach()
@@ -309,7 +312,7 @@ def plan_tiles(n: int, size: int) -> list[int]:
 def flops_per_output_px(scale: int, ensemble: int | None, device: str) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = P.cached_model("s2sr-v1", torch.device(device))
+    net = P.cached_model(MODEL, torch.device(device))
     x = torch.rand(1, 12, 96, 96, device=device) * 0.3
     with torch.inference_mode(), FlopCounterMode(display=False) as fc:
         net(x, scale, ensemble)
@@ -327,7 +330,7 @@ def autocast_psnr_delta(device: str) -> dict:
                                        .mean(axis=(1, 3)), fc, 0), fc, 1) for c, fc in enumerate(f)])[None]
     out = {}
     for amp in (False, True):
-        p = P.TorchPredictor("s2sr-v1", device=device, autocast=amp)
+        p = P.TorchPredictor(MODEL, device=device, autocast=amp)
         h = required_halo(p.reach(f, 2), f)
         y = B.super_resolve_block(np.pad(lo, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric"), p,
                                   B.BlockSpec(2, f, h))
@@ -453,7 +456,7 @@ def main() -> None:
                     f"speedup_2_workers {res['speedup_2_workers']:.2f}")
         # 6. model FLOPs
         res["flops_per_output_px_x4"] = flops_per_output_px(4, None, dev)
-        say(f"s2sr-v1 FLOPs per output pixel at x4, default ensemble (convolutions/matmuls counted by torch): "
+        say(f"{MODEL} FLOPs per output pixel at x4, default ensemble (convolutions/matmuls counted by torch): "
             f"{res['flops_per_output_px_x4']:.3g}")
         if gpu and NEW:
             a = autocast_psnr_delta(dev)
