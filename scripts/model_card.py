@@ -12,11 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from s2sr_cloud.training.data import HOLDOUT
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
-HELD_OUT = [str(DATA / "dsen2/S2A_MSIL1C_20170527_T33UUB.mat"),
-            str(DATA / "bigearthnet/S2B_MSIL2A_20180421T114349_47_56"),
-            str(DATA / "bigearthnet/S2A_MSIL2A_20170617T113321_4_55")]
+HELD_OUT = [str(DATA / name) for name in HOLDOUT]  # the one list: s2sr_cloud/training/data.py
 RUNS = [("sharpen20", 2, HELD_OUT), ("sharpen60", 6, HELD_OUT), ("sr", 2, HELD_OUT), ("sr", 4, HELD_OUT),
         ("sr", 10, HELD_OUT)]
 OLD = "s2sr-v1"
