@@ -3,8 +3,9 @@
 Three parts, trained in turn with an L1 loss on the consistency-projected output (the consistency layer is part of
 the model, so the networks learn only what the input does not determine):
 sharpen20 (DSen2 protocol, x2; a network over the local-regression base), sharpen60 (x6, off by default), and
-BandSR (x2, x4, x10 heads, one shared body). Pairs are degraded with the dsen2 blur: training on both blurs made
-the held-out figures worse under both (sharpen20 RMSE 0.00709 vs 0.00584 dsen2, 0.01398 vs 0.01379 s2mtf).
+BandSR (x2, x4, x10 heads, one shared body). ``RECIPES`` holds the two shipped recipes: s2sr-v1 (7 scenes, dsen2
+blur) and s2sr-v2 (the v2 split of ``data``, brightness gains, both blurs for sharpen20, an output-grid SR head),
+whose every choice was made on ``data.VALIDATION`` (``--recipe``; the figures are in docs/model.md).
 """
 
 from __future__ import annotations
@@ -180,8 +181,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     return card
 
 
-# The shipped recipes. s2sr-v1 reproduces its weights bit for bit; s2sr-v2's choices were made on the validation
-# split (see docs/model.md: the experiments and their validation figures).
+# The shipped recipes. s2sr-v1's recipe trained the shipped v1 file under the consistency layer of its time (the
+# layer is part of training, so today it writes a close, not identical, file). s2sr-v2's choices were made on the
+# validation split (docs/model.md: the experiments and their validation figures).
 RECIPES: dict[str, TrainConfig] = {
     "s2sr-v1": TrainConfig(),
     # validation (docs/model.md): gains 0.5-3 took unseen-patch sharpen20 RMSE from 0.01441 (v1) to 0.00891;
