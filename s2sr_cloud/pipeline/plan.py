@@ -297,7 +297,7 @@ def _estimate(plan: JobPlan, z: ZonePlan) -> list[str]:
 
     from ..ops.halo import ChunkError, plan_chunks, required_halo
 
-    cfg, factors, s = plan.cfg, z.grid.factors, plan.cfg.scale
+    factors, s = z.grid.factors, plan.cfg.scale
     halo = required_halo(plan.predictor.reach(factors, s), factors)
     ny, nx = z.grid.geobox.shape
     align = math.lcm(*factors)
