@@ -79,8 +79,8 @@ def project(y: np.ndarray, x: np.ndarray, k: int, smooth_iters: int = SMOOTH_ITE
 
     Iterative back-projection with a bicubic right-inverse first (spreads the correction smoothly, no block
     artefacts; over-relaxed, which damps the high frequencies of the residual faster), then one exact step with
-    the nearest right-inverse (``replicate``), which closes the remaining residual to float precision: y + U(x - D(y)) with D(U(z)) == z. Then ``contract_nonneg``. Computed in float64.
-    ``x`` holds no NaN."""
+    the nearest right-inverse (``replicate``), which closes the remaining residual to float precision:
+    y + U(x - D(y)) with D(U(z)) == z. Then ``contract_nonneg``. Computed in float64. ``x`` holds no NaN."""
     y = y.astype(np.float64, copy=True)
     x = x.astype(np.float64, copy=False)
     for _ in range(smooth_iters):
