@@ -91,15 +91,17 @@ class CountingBicubic(BicubicPredictor):
 
 
 def _cores_empty(ds, ych, xch) -> np.ndarray:
-    x = np.stack([ds[b].values[0] for b in ALL_BANDS])
+    x = np.stack([ds[b].values[0] for b in ds.data_vars if ds[b].dims == ("time", "y", "x")])
     y0s, x0s = np.cumsum([0, *ych[:-1]]), np.cumsum([0, *xch[:-1]])
     return np.array([[np.isnan(x[:, a:a + h, c:c + w]).all() for c, w in zip(x0s, xch)] for a, h in zip(y0s, ych)])
 
 
 def test_empty_chunks_skipped_and_counted_and_invariant(masked, tmp_path):
-    # an all-nodata chunk besides the cloud-masked ones: blank out the lower right 48 x 48 input pixels
-    ds = masked.copy(deep=True).compute()
-    for b in ALL_BANDS:
+    # an all-nodata chunk besides the cloud-masked ones: blank out the lower right 48 x 48 input pixels. Without
+    # the 60 m bands the halo (20 px) allows 48-px chunks, fine enough for a chunk the clouds empty entirely.
+    bands = tuple(b for b in ALL_BANDS if b not in ("B01", "B09"))
+    ds = masked[list(bands)].copy(deep=True).compute()
+    for b in bands:
         ds[b].values[0, 192:, 192:] = np.nan
     out = super_resolve(ds, 4, CountingBicubic(), chunk=48, quantize=False)
     ych, xch = (list(v) for v in out.attrs["chunk_input"])
@@ -116,11 +118,11 @@ def test_empty_chunks_skipped_and_counted_and_invariant(masked, tmp_path):
     assert int(store.attrs["chunks_empty"]) == empty.sum()
     # partly masked chunks: the same output whatever the chunking
     whole = super_resolve(ds, 4, BicubicPredictor(), chunk=240, quantize=False).compute(scheduler="sync")
-    for b in ("B02", "B05", "B01"):
+    for b in ("B02", "B05", "B11"):
         a, w = store[b].values, whole[b].values
         assert np.array_equal(np.isnan(a), np.isnan(w)), b
         assert np.nanmax(np.abs(a - w)) <= 1e-6, b
-    text = summary(RunResult(out=str(tmp_path / "m.zarr"), items=["x"], bands=list(ALL_BANDS), scale=4, seconds=1,
+    text = summary(RunResult(out=str(tmp_path / "m.zarr"), items=["x"], bands=list(bands), scale=4, seconds=1,
                              area_km2=1, output_bytes=1, shape=(1, 960, 960), stats=rep.table, sam=rep.sam,
                              chunks_total=rep.chunks_total, chunks_computed=rep.chunks_computed))
     assert f"chunks:   {empty.size - empty.sum()} computed, {empty.sum()} empty" in text
