@@ -247,6 +247,7 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
             if spec.detail:
                 if ref_sums is None:  # bicubic: the output is its own reference
                     sums[:, 2, :c, :tops.NSUM] = sums[:, 1, :c, :tops.NSUM]
+                    sums[:, 2, c, :2] = sums[:, 1, c, :2]  # and its SAM
                 else:
                     sums[:, 2, :c, :tops.NSUM] = ref_sums
     return y, sums

@@ -61,8 +61,12 @@ def format_table(stats: dict[str, Any], sam: dict[str, float]) -> str:
         cells = [" ".join(f"{stats[c][b][m]:>11.3g}" for m in METRICS) for c in comps]
         n = stats["consistency"][b].get("n")
         lines.append(f"{b:<5} | " + " | ".join(cells) + (f" | {int(n)}" if n is not None else ""))
-    lines.append(f"{'SAM':<5} | " + " | ".join(
-        f"{sam.get(c, float('nan')):>11.4g} deg{'':{width[c] - 15}}" for c in comps))
+    def sam_cell(c: str) -> str:
+        v = sam.get(c, float("nan"))
+        text = f"{v:>11.4g} deg" if v == v else f"{'-':>11}    "  # the reference's SAM is not accumulated
+        return f"{text}{'':{width[c] - 15}}"
+
+    lines.append(f"{'SAM':<5} | " + " | ".join(sam_cell(c) for c in comps))
     lines.append("bias = output minus input; point_bicubic is what --model bicubic gives: the model's point RMSE "
                  "reads against it")
     return "\n".join(lines)
