@@ -38,7 +38,13 @@ def dispatch(args: argparse.Namespace) -> int:
         overrides = {k: v for k, v in {"data": args.data, "out": args.out, "seed": args.seed,
                                        "steps20": args.steps20, "steps60": args.steps60,
                                        "steps_sr": args.steps_sr}.items() if v is not None}
-        train(replace(RECIPES[args.recipe], **overrides))
+        cfg = replace(RECIPES[args.recipe], **overrides)
+        if args.out is None and Path(cfg.out).exists():
+            from .errors import ConfigError
+
+            raise ConfigError(f"{cfg.out} exists (the shipped {args.recipe} weights, checked by sha256 at load): "
+                              "pass --out PATH to train a copy elsewhere")
+        train(cfg)
         return 0
     if args.command == "evaluate":
         from .errors import ConfigError

@@ -1,4 +1,4 @@
-"""``s2sr evaluate`` through the CLI on a real held-out BigEarthNet patch: the JSON keeps its format and reports the
+"""``s2sr evaluate`` (and ``s2sr train``'s refusal to overwrite shipped weights) through the CLI on a real held-out BigEarthNet patch: the JSON keeps its format and reports the
 footprint trace and the share of negative output for every method; the product's guarantees hold in it."""
 
 import json
@@ -50,3 +50,8 @@ def test_evaluate_methods_subset_and_unknown_method(tmp_path):
     r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "evaluate", "--task", "sr", "--methods", "s2sr,nope",
                         str(patch)], capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "--methods: unknown nope" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_train_refuses_to_overwrite_the_shipped_weights():
+    r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "train"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "pass --out PATH" in r.stderr and len(r.stderr.strip().splitlines()) == 1
