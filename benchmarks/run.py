@@ -310,13 +310,11 @@ def plan_tiles(n: int, size: int) -> list[int]:
 
 
 def flops_per_output_px(scale: int, ensemble: int | None, device: str) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
+    """The count ``s2sr run --dry-run`` prints (pipeline/plan.py), for the default model."""
+    from s2sr_cloud.pipeline.plan import network_flops_per_output_px
 
-    net = P.cached_model(MODEL, torch.device(device))
-    x = torch.rand(1, 12, 96, 96, device=device) * 0.3
-    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
-        net(x, scale, ensemble)
-    return fc.get_total_flops() / (96 * 96 * scale * scale)
+    return network_flops_per_output_px(P.TorchPredictor(MODEL, ensemble=ensemble, device=device), nets.S2_FACTORS,
+                                       scale)
 
 
 def autocast_psnr_delta(device: str) -> dict:

