@@ -287,14 +287,22 @@ def halo_overhead(scale: int, n: int = 10980) -> float:
     for cy in chunks:
         for cx in chunks:
             kept += 18 * cy * cx
-            if NEW:
+            if hasattr(nets, "s2srnet_windows"):  # each group on its own window (the chunk function's crops)
+                net = P._arch_instance(MODEL)
+                win = nets.s2srnet_windows(net, {ff: h - B.post_reach(ff) for ff in set(f)})
+
+                def px(a: int) -> int:
+                    return (cy + 2 * (h - a)) * (cx + 2 * (h - a))
+
+                fed += 4 * px(win["sr1"]) + 6 * px(win["sr2"]) + 2 * px(win["sr6"]) + 6 * px(win["sharpen20"])
+            elif NEW:  # the code before per-group crops: every group's band-SR window started at the same a
                 net = P._arch_instance(MODEL)
                 m = max(B.post_reach(ff) for ff in f)
                 crop = h - m
                 rs = net.sr.reach()
                 a = nets._start(crop, rs)
                 win = (cy + 2 * (h - a)) * (cx + 2 * (h - a))
-                fed += 12 * win  # every group's band-SR window starts at the same a
+                fed += 12 * win
                 b = nets._start(a, nets.project_reach(2) + net.sharpen20.reach())
                 fed += 6 * (cy + 2 * (h - b)) * (cx + 2 * (h - b))
             else:  # one block (core + 2 halo), cut into 480-pixel tiles with the receptive field around each

@@ -143,10 +143,12 @@ def test_s2sr_v1_tiling_does_not_change_the_result():
     assert np.abs(TorchPredictor("s2sr-v1", tile=480).predict(x, f, 4) - one).max() > 1e-4
 
 
-@pytest.mark.parametrize("crop,name", [(0, "s2sr-v1"), (30, "s2sr-v1"), (30, "s2sr-v2")])
+@pytest.mark.parametrize("crop,name", [(0, "s2sr-v1"), (30, "s2sr-v1"), (30, "s2sr-v2"),
+                                       ({1: 54, 2: 48, 6: 30}, "s2sr-v2")])
 def test_s2sr_region_inference_equals_whole_forward(crop, name):
     """Each band group runs on its own window; wherever a pixel is its group's reach inside the block, the result
-    is the whole-array forward's (the per-group reach is not too small)."""
+    is the whole-array forward's (the per-group reach is not too small). With a crop per native factor, the
+    result is cropped by the smallest and group f matches on its own region (crop c_f)."""
     from s2sr_cloud.model import nets
 
     x, f = sample_grid_stack(S2)
@@ -154,12 +156,14 @@ def test_s2sr_region_inference_equals_whole_forward(crop, name):
     xt = torch.from_numpy(np.ascontiguousarray(x[..., :n, :n]))
     net = build_model(name)
     reach = nets.s2srnet_group_reach(net)
+    crops = nets.group_crops(crop)
+    c0 = min(crops.values())
     with torch.inference_mode():
-        whole = net(xt, s, 1)[..., crop * s:(n - crop) * s, crop * s:(n - crop) * s]
+        whole = net(xt, s, 1)[..., c0 * s:(n - c0) * s, c0 * s:(n - c0) * s]
         part = nets.s2srnet_forward_region(net, xt, s, crop, 1, band_batch=5)
     assert part.shape == whole.shape
     for c, fac in enumerate(f):
-        m = max(0, reach[fac] - crop) * s
+        m = (crops[fac] - c0 + max(0, reach[fac] - crops[fac])) * s
         a, b = whole[0, c, m:whole.shape[-2] - m, m:whole.shape[-1] - m], part[0, c, m:part.shape[-2] - m,
                                                                                m:part.shape[-1] - m]
         assert (a - b).abs().max() <= 1e-5, (c, fac)

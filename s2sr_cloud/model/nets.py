@@ -323,47 +323,74 @@ def s2srnet_group_reach(net: "S2SRNet") -> dict[int, int]:
     return {1: rs, 2: r20, 6: r60}
 
 
-def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int, crop: int = 0, ensemble: int | None = None,
-                           band_batch: int = 12) -> torch.Tensor:
+def group_crops(crop: int | dict[int, int]) -> dict[int, int]:
+    """Grid pixels cropped from each side of the block, per native factor (1, 2, 6): an int crops all alike."""
+    return {f: crop for f in (1, 2, 6)} if isinstance(crop, int) else {int(f): int(c) for f, c in crop.items()}
+
+
+def s2srnet_windows(net: "S2SRNet", crop: int | dict[int, int]) -> dict[str, int]:
+    """Where each network of ``s2srnet_forward_region`` starts (grid pixels from the block edge, on the 60 m
+    grid): ``sr<f>`` the band SR of the native-f group, ``sharpen20`` the 20 m sharpening, ``lr60`` the 60 m
+    consistent bicubic. A window runs from its start to the same distance from the far edge. The benchmark
+    counts the pixels the networks see from these."""
+    crops = group_crops(crop)
+    rs = net.sr.reach()
+    w = {f"sr{f}": _start(crops[f], rs) for f in (1, 2, 6)}
+    w["sharpen20"] = _start(w["sr2"], project_reach(2) + net.sharpen20.reach())
+    if not net.learn60:
+        w["lr60"] = _start(w["sr6"], project_reach(6) + 12)
+    return w
+
+
+def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int, crop: int | dict[int, int] = 0,
+                           ensemble: int | None = None, band_batch: int = 12) -> torch.Tensor:
     """``net(x, scale, ensemble)`` cropped by ``crop`` grid pixels on each side, computed per band group on the
     window that group needs: band b of the result equals the whole-array forward wherever the pixel lies at least
     ``s2srnet_group_reach(net)[factor of b]`` grid pixels inside ``x``. ``band_batch`` bands go through the band
-    SR network at once (memory vs. batching). x: (N, 12, H, W) filled reflectance, H, W multiples of 6."""
-    n, c, h, w = x.shape
-    oh, ow = (h - 2 * crop) * scale, (w - 2 * crop) * scale
-    out = x.new_empty(n, c, oh, ow)
-    rs = net.sr.reach()
+    SR network at once (memory vs. batching). x: (N, 12, H, W) filled reflectance, H, W multiples of 6.
 
-    def band_sr(sharp: torch.Tensor, a: int, idx: list[int]) -> None:
+    ``crop`` may differ per native factor ({1: c1, 2: c2, 6: c6}): the result is then cropped by the smallest,
+    and group f is computed only on its own region (crop c_f); the ring between is left unset (uninitialised)
+    for the caller, which reads group f no further out than c_f. This is how the chunk function keeps each
+    group's network window to what that group's consistency layer reads (the 60 m layer reads 6x further)."""
+    crops = group_crops(crop)
+    c0 = min(crops.values())
+    n, c, h, w = x.shape
+    oh, ow = (h - 2 * c0) * scale, (w - 2 * c0) * scale
+    out = x.new_empty(n, c, oh, ow)
+    win = s2srnet_windows(net, crops)
+
+    def band_sr(sharp: torch.Tensor, a: int, f: int, idx: list[int]) -> None:
         """sharp: (N, len(idx), h - 2a, w - 2a), the bands' sharpened input on the window starting at a."""
         hh, ww = sharp.shape[-2:]
-        off = (crop - a) * scale
+        cf = crops[f]
+        off, at = (cf - a) * scale, (cf - c0) * scale
+        gh, gw = (h - 2 * cf) * scale, (w - 2 * cf) * scale
         for i in range(0, len(idx), band_batch):
             part = sharp[:, i:i + band_batch]
             nb = part.shape[1]
             y = net.super_resolve(part.reshape(n * nb, 1, hh, ww), scale, ensemble).reshape(n, nb, hh * scale,
                                                                                                ww * scale)
-            out[:, idx[i:i + nb]] = y[..., off:off + oh, off:off + ow]
+            out[:, idx[i:i + nb], at:at + gh, at:at + gw] = y[..., off:off + gh, off:off + gw]
 
-    a = _start(crop, rs)
-    band_sr(x[:, I10, a:h - a, a:w - a], a, I10)
+    a = win["sr1"]
+    band_sr(x[:, I10, a:h - a, a:w - a], a, 1, I10)
 
-    a20 = _start(crop, rs)
-    b = _start(a20, project_reach(2) + net.sharpen20.reach())
+    a20, b = win["sr2"], win["sharpen20"]
     xs = x[:, :, b:h - b, b:w - b]
     lr20 = block_mean_t(xs[:, I20], 2)
     s20 = project_t(net.sharpen20_ens(xs[:, I10], lr20, ensemble), lr20, 2)
     d = a20 - b
-    band_sr(s20[..., d:s20.shape[-2] - d, d:s20.shape[-1] - d], a20, I20)
+    band_sr(s20[..., d:s20.shape[-2] - d, d:s20.shape[-1] - d], a20, 2, I20)
 
-    a60 = _start(crop, rs)
+    a60 = win["sr6"]
     if net.learn60:
         s60_all = net.sharpen(x, ensemble)[:, I60]
-        band_sr(s60_all[..., a60:h - a60, a60:w - a60], a60, I60)
+        band_sr(s60_all[..., a60:h - a60, a60:w - a60], a60, 6, I60)
     else:
-        b = _start(a60, project_reach(6) + 12)
+        b = win["lr60"]
         lr60 = block_mean_t(x[:, I60, b:h - b, b:w - b], 6)
         s60 = project_t(bicubic_t(lr60, 6), lr60, 6)
         d = a60 - b
-        band_sr(s60[..., d:s60.shape[-2] - d, d:s60.shape[-1] - d], a60, I60)
+        band_sr(s60[..., d:s60.shape[-2] - d, d:s60.shape[-1] - d], a60, 6, I60)
     return out

@@ -9,7 +9,7 @@ import inspect
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import torch
@@ -18,6 +18,8 @@ from ..errors import ConfigError, ModelError
 from ..ops import tops
 from ..ops.block import smooth_upsample
 from ..ops.resample import fill_nan
+
+Crop: TypeAlias = "int | dict[int, int]"  # grid pixels cropped per side: one for all bands, or per native factor
 
 
 @dataclass(frozen=True)
@@ -43,23 +45,32 @@ class BicubicPredictor:
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
         return smooth_upsample(x, factors, scale, self.fill_iters)
 
-    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: int = 0) -> torch.Tensor:
-        """Torch path: (T, C, H, W) on the device -> the upsampling of x[..., crop:-crop, crop:-crop]; band b is
+    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: Crop = 0) -> torch.Tensor:
+        """Torch path: (T, C, H, W) on the device -> the upsampling of x cropped by ``crop`` (per native factor
+        when a dict; the result is cropped by the smallest and each group filled on its own region); band b is
         exact wherever it lies ``reach[b]`` grid pixels inside x."""
         # float64: the uint16 store's rounding is discontinuous, and float32 last-bit differences between a whole
         # and a chunked run flipped 1-DN roundings of near-tied pixels (measured: tests/test_pipeline.py)
         t, c, h, w = x.shape
-        oh, ow = (h - 2 * crop) * scale, (w - 2 * crop) * scale
-        out = x.new_empty(t, c, oh, ow, dtype=torch.float64)
+        crops = crop_by_factor(crop, factors)
+        c0 = min(crops.values())
+        out = x.new_empty(t, c, (h - 2 * c0) * scale, (w - 2 * c0) * scale, dtype=torch.float64)
         for f, idx in groups(factors).items():
+            cf = crops[f]
             r = (2 + self.fill_iters) * f
-            a = max(0, crop - r)
+            a = max(0, cf - r)
             a -= a % f
             nat = tops.block_mean(x[:, idx, a:h - a, a:w - a].double(), f)
             filled, _ = tops.fill_nan(nat, self.fill_iters)
-            off = (crop - a) * scale
-            out[:, idx] = tops.bicubic(filled, f * scale)[..., off:off + oh, off:off + ow]
+            off, at = (cf - a) * scale, (cf - c0) * scale
+            gh, gw = (h - 2 * cf) * scale, (w - 2 * cf) * scale
+            out[:, idx, at:at + gh, at:at + gw] = tops.bicubic(filled, f * scale)[..., off:off + gh, off:off + gw]
         return out
+
+
+def crop_by_factor(crop: int | dict[int, int], factors: tuple[int, ...]) -> dict[int, int]:
+    """``crop`` as {native factor: grid pixels} for the factors present."""
+    return {int(f): (crop if isinstance(crop, int) else int(crop[int(f)])) for f in set(factors)}
 
 
 def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
@@ -186,9 +197,10 @@ class TorchPredictor:
                 return tuple(per[f] + 2 for f in factors)
         return (int(entry.receptive_field) + 2,) * len(factors)
 
-    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: int = 0) -> torch.Tensor:
-        """(T, C, H, W) float32 on the device -> the network output for x[..., crop:-crop, crop:-crop]; band b is
-        exact wherever it lies ``reach[b]`` grid pixels inside x."""
+    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: Crop = 0) -> torch.Tensor:
+        """(T, C, H, W) float32 on the device -> the network output for x cropped by ``crop`` (per native factor
+        when a dict: the result is cropped by the smallest; S2SRNet computes each group only on its own region,
+        other networks compute everything); band b is exact wherever it lies ``reach[b]`` grid pixels inside x."""
         from . import nets
 
         entry = self._entry()
@@ -196,8 +208,12 @@ class TorchPredictor:
         dev = x.device
         net = cached_model(self.name, dev)
         t, c, h, w = x.shape
+        crops = crop_by_factor(crop, factors)
+        if not isinstance(net, nets.S2SRNet):
+            crop = min(crops.values())
         if self.tile and max(h, w) > self.tile:  # memory forces a second tiling (not with the default chunks)
             y = torch.from_numpy(self.predict(x.cpu().numpy(), factors, scale)).to(dev)
+            crop = min(crops.values())
             return y[..., crop * scale:(h - crop) * scale, crop * scale:(w - crop) * scale]
         filled, _ = tops.fill_nan(x, 2)
         amp = (torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast and dev.type == "cuda"
@@ -205,7 +221,7 @@ class TorchPredictor:
         with torch.inference_mode(), amp:
             if isinstance(net, nets.S2SRNet):
                 band_batch = 12 if dev.type == "cuda" else 1  # CPU: one band's features at a time (memory)
-                y = nets.s2srnet_forward_region(net, filled, scale, crop, self.ensemble, band_batch)
+                y = nets.s2srnet_forward_region(net, filled, scale, crops, self.ensemble, band_batch)
             else:
                 ens = self.ensemble if self.supports_ensemble else None
                 y = net(filled, scale) if ens is None else net(filled, scale, ens)

@@ -33,7 +33,9 @@ class Predictor(Protocol):
     ``factors[c]`` grid pixels make one native pixel of band c. ``reach`` gives, per band, the grid pixels of
     context the predictor needs around a pixel (the pipeline's halo covers it plus the consistency layer's).
     ``predict_t`` runs on a torch tensor on ``torch_device()`` and returns the prediction for the block cropped by
-    ``crop`` grid pixels on each side; ``predict`` is the numpy convenience for whole arrays.
+    ``crop`` grid pixels on each side (an int, or one per native factor: the result is then cropped by the
+    smallest and group f need only be computed on its own region); ``predict`` is the numpy convenience for whole
+    arrays.
 
     ``is_reference``: the prediction IS the consistent bicubic reference the detail layer measures from (the
     detail layer is then zero). ``loads_model``: a network each worker process loads once (the pipeline loads it
@@ -48,7 +50,8 @@ class Predictor(Protocol):
 
     def torch_device(self) -> torch.device: ...
 
-    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: int = 0) -> torch.Tensor: ...
+    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: int | dict[int, int] = 0
+                  ) -> torch.Tensor: ...
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray: ...
 
@@ -212,7 +215,8 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
     margin = max(pr.values())
     with torch.inference_mode():
         with _Timer("network", dev):
-            pred = predictor.predict_t(x, spec.factors, s, h - margin)  # core +- margin
+            # core +- margin; group f is computed only on core +- pr[f] (what its consistency layer reads)
+            pred = predictor.predict_t(x, spec.factors, s, {f: h - r for f, r in pr.items()})
         with _Timer("consistency", dev):
             y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s), dtype=torch.float32, device=dev)
             for f, idx in groups(spec.factors).items():

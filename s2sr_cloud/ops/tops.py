@@ -8,6 +8,8 @@ quantisation (exact), and the statistics sums.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -63,17 +65,43 @@ def fill_nan(x: torch.Tensor, iters: int = 2) -> tuple[torch.Tensor, torch.Tenso
     return torch.nan_to_num(out, nan=0.0), mask
 
 
+@functools.lru_cache(maxsize=64)
+def _mean_of_bicubic(n: int, k: int, device: torch.device) -> torch.Tensor:
+    """(n, n) float64 matrix M1 of the 1-D operator "bicubic upsampling by k, then k-pixel means": the bicubic
+    is separable, so block_mean(bicubic(r, k), k) == M1 @ r @ M1.T for an (n, n) native image r."""
+    eye = torch.eye(n, dtype=torch.float64, device=device).reshape(n, 1, n, 1)  # batch j holds the impulse e_j
+    up = F.interpolate(eye, scale_factor=k, mode="bicubic", align_corners=False)[..., 0]  # (n, 1, n*k)
+    return up.reshape(n, n, k).mean(-1).T.contiguous()
+
+
 def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS, relax: float = RELAX
             ) -> torch.Tensor:
-    """``resample.project`` on tensors: smooth back-projection steps in y's dtype (float32), then the exact step
-    with footprint means in float64 and ``contract_nonneg``, so block_mean(result, k) == x to float32 rounding
-    of each pixel.
-    ``x`` (float64 or float32, no NaN) is k times coarser than ``y``."""
-    xs = x.to(y.dtype)
-    for _ in range(smooth_iters):
-        y = y + relax * bicubic(xs - block_mean(y, k), k)
-    r = x.double() - block_mean(y.double(), k)
-    return contract_nonneg(y.double() + replicate(r, k), x.double(), k).to(y.dtype)
+    """``resample.project`` on tensors: the smooth back-projection steps, then the exact step with footprint
+    means in float64 and ``contract_nonneg``, so block_mean(result, k) == x to float32 rounding of each pixel.
+    ``x`` (float64 or float32, no NaN) is k times coarser than ``y``.
+
+    The smooth steps are linear, so they run on the native grid: with m_i the footprint means of step i,
+    m_{i+1} = m_i + relax * M(x - m_i) (M = footprint mean of the bicubic upsampling, two small matrix products),
+    and the fine image gets their sum in ONE bicubic upsampling, y + bicubic(relax * sum_i (x - m_i)), instead of
+    one upsampling and one footprint mean per step (the same result to rounding: 3 full-size passes instead of
+    9 with three steps)."""
+    xd = x.double()
+    yd = y.double()
+    if smooth_iters:
+        h, w = xd.shape[-2:]
+        mh, mw = _mean_of_bicubic(h, k, xd.device), _mean_of_bicubic(w, k, xd.device)
+        m = block_mean(yd, k)
+        acc = torch.zeros_like(xd)
+        for _ in range(smooth_iters):
+            r = relax * (xd - m)
+            acc = acc + r
+            m = m + mh @ r @ mw.T
+        y = y + bicubic(acc.to(y.dtype), k)
+        yd = y.double()
+    r = xd - block_mean(yd, k)
+    *lead, hh, ww = yd.shape  # + replicate(r, k), by broadcasting over the footprints (no full-size copy of r)
+    yd = (yd.reshape(*lead, hh // k, k, ww // k, k) + r[..., :, None, :, None]).reshape(*lead, hh, ww)
+    return contract_nonneg(yd, xd, k).to(y.dtype)
 
 
 def contract_nonneg(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -84,6 +112,8 @@ def contract_nonneg(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
     lead, (h, w) = y.shape[:-2], y.shape[-2:]
     mn = -F.max_pool2d(-y.reshape(-1, 1, h, w), k, k).reshape(*lead, h // k, w // k)
     bad = (mn < 0) & (x >= 0)
+    if not bool(bad.any()):  # the common case: nothing to contract (skips four full-size passes)
+        return y
     one = torch.ones((), dtype=y.dtype, device=y.device)
     a = torch.where(bad, x / torch.where(bad, x - mn, one), one)
     xr = replicate(x, k)
