@@ -163,33 +163,30 @@ def _crop(a: torch.Tensor, m: int) -> torch.Tensor:
     return a if m == 0 else a[..., m:a.shape[-2] - m, m:a.shape[-1] - m]
 
 
-def _consistent_group(y: torch.Tensor, x: torch.Tensor, f: int, spec: BlockSpec, quantum: tuple[float, float] | None
-                      ) -> torch.Tensor:
-    """One native-factor group. y: prediction over core +- post_reach(f) (fine pixels), x: raw input over core
-    +- (2 * smooth + fill) * f (grid pixels). Returns the consistent (and quantised) core, NaN on nodata."""
-    s = spec.scale
-    k = f * s
-    nat = tops.block_mean(x.double(), f)  # native pixels, float64 (the consistency target)
-    filled, mask = tops.fill_nan(nat, spec.fill_iters)
-    filled, mask = _crop(filled, spec.fill_iters), _crop(mask, spec.fill_iters)
+def _native_group(x: torch.Tensor, f: int, spec: BlockSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """One native-factor group's consistency target: x raw input over core +- ``input_reach(f)`` (grid pixels)
+    -> (filled native pixels in float64, NaN mask) over core +- (2 * smooth [+ 2 with the detail layer]) native
+    pixels (the fill's reach cropped away)."""
+    filled, mask = tops.fill_nan(tops.block_mean(x.double(), f), spec.fill_iters)
+    return _crop(filled, spec.fill_iters), _crop(mask, spec.fill_iters)
+
+
+def _consistent_group(y: torch.Tensor, filled: torch.Tensor, mask: torch.Tensor, k: int, spec: BlockSpec,
+                      quantum: tuple[float, float] | None) -> torch.Tensor:
+    """One native-factor group (footprint k fine pixels). y: prediction over core +- 2 * smooth native pixels
+    (fine pixels); filled, mask: its native target over the same region. Returns the consistent (and quantised)
+    core, NaN on nodata."""
+    m = 2 * spec.smooth_iters
     # Quantised output: float64 projection. In float32 the last-bit differences between a whole-array and a
     # chunked run (reductions over different shapes) flip the rounding of near-tied pixels: 1 DN (1e-4) of chunk
     # dependence, measured on the sample (tests/test_pipeline.py). Float output: float32 (<= 1e-5 holds).
-    yc = tops.project(y.double() if quantum is not None else y, filled, k, spec.smooth_iters)
-    m = 2 * spec.smooth_iters
-    yc, filled, mask = _crop(yc, m * k), _crop(filled, m), _crop(mask, m)
+    yc = tops.project(y.double() if quantum is not None else y, filled, k, spec.smooth_iters, crop=m)
+    filled, mask = _crop(filled, m), _crop(mask, m)
     if quantum is not None:
         sf, off = quantum
         dn = tops.quantize_consistent((yc.double() - off) / sf, torch.round((filled - off) / sf), k)
         yc = (dn.clamp(0, DN_MAX) * sf + off).float()
     return yc.masked_fill(tops.replicate(mask, k), float("nan"))
-
-
-def _smooth_group(x: torch.Tensor, f: int, scale: int, fill_iters: int) -> torch.Tensor:
-    """The bicubic reference of one group from raw input x (grid pixels): (T, g, h*s, w*s) float32."""
-    nat = tops.block_mean(x.double(), f).float()
-    filled, _ = tops.fill_nan(nat, fill_iters)
-    return tops.bicubic(filled, f * scale)
 
 
 def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
@@ -219,10 +216,13 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
             pred = predictor.predict_t(x, spec.factors, s, {f: h - r for f, r in pr.items()})
         with _Timer("consistency", dev):
             y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s), dtype=torch.float32, device=dev)
+            native = {}
+            e = 2 if spec.detail else 0  # the detail layer's reference reads 2 native pixels more
             for f, idx in groups(spec.factors).items():
+                filled, mask = _native_group(_crop(x[:, idx], h - input_reach(f, fi, si, spec.detail)), f, spec)
+                native[f] = filled
                 yg = _crop(pred[:, idx], (margin - pr[f]) * s)
-                xg = _crop(x[:, idx], h - input_reach(f, fi, si, detail=False))
-                y[:, idx] = _consistent_group(yg, xg, f, spec, spec.quantum).float()
+                y[:, idx] = _consistent_group(yg, _crop(filled, e), _crop(mask, e), f * s, spec, spec.quantum).float()
             del pred
         if spec.detail:
             with _Timer("detail", dev):
@@ -234,14 +234,13 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
                     xcore = _crop(x, h)
                     acc = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
                     cnt = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
-                    ref_spec = BlockSpec(s, spec.factors, h, fi, si, None, False)
                     for f, idx in groups(spec.factors).items():
-                        xg = _crop(x[:, idx], h - input_reach(f, fi, si, detail=True))
-                        smooth = _crop(_smooth_group(xg, f, s, fi), (fi + 2) * f * s)
-                        ref = _consistent_group(smooth, _crop(xg, 2 * f), f, ref_spec, None)
+                        # the consistent bicubic reference, NaN where the output is (nodata footprints)
+                        ref = tops.consistent_bicubic(native[f], f * s, si, crop=2 * si + 2)
+                        ref = ref.masked_fill(torch.isnan(y[:, idx]), float("nan"))
                         for k, ci in enumerate(idx):
                             ref_sums[:, ci] = point_sums_t(xcore[:, ci], ref[:, k], s)
-                        d = (y[:, idx] - ref.float()) ** 2
+                        d = (y[:, idx] - ref) ** 2
                         ok = ~torch.isnan(d)
                         acc += torch.where(ok, d, torch.zeros((), device=dev)).sum(1)
                         cnt += ok.sum(1)

@@ -74,34 +74,77 @@ def _mean_of_bicubic(n: int, k: int, device: torch.device) -> torch.Tensor:
     return up.reshape(n, n, k).mean(-1).T.contiguous()
 
 
-def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS, relax: float = RELAX
-            ) -> torch.Tensor:
+def _crop(a: torch.Tensor, m: int) -> torch.Tensor:
+    return a if m == 0 else a[..., m:a.shape[-2] - m, m:a.shape[-1] - m]
+
+
+def _smooth_native(m: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int, relax: float) -> torch.Tensor:
+    """The smooth back-projection steps on the native grid. They are linear: with m_i the footprint means after
+    step i, m_{i+1} = m_i + relax * M(x - m_i), M = footprint mean of the bicubic upsampling (two small matrix
+    products). Returns acc = relax * sum_i (x - m_i): the steps add bicubic(acc, k) to the fine image."""
+    h, w = x.shape[-2:]
+    mh, mw = _mean_of_bicubic(h, k, x.device), _mean_of_bicubic(w, k, x.device)
+    acc = torch.zeros_like(x)
+    for _ in range(smooth_iters):
+        r = relax * (x - m)
+        acc = acc + r
+        m = m + mh @ r @ mw.T
+    return acc
+
+
+def _bicubic_crop(a: torch.Tensor, k: int, crop: int) -> torch.Tensor:
+    """bicubic(a, k) cropped by ``crop`` native pixels per side, upsampling only what is kept (+ the 2-pixel
+    bicubic support): the same values as cropping the whole upsampling."""
+    if crop > 2:
+        return _crop(bicubic(_crop(a, crop - 2), k), 2 * k)
+    return _crop(bicubic(a, k), crop * k)
+
+
+def _exact(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+    """The exact step (footprint means in float64, added by broadcasting: no full-size copy of the residual)
+    and ``contract_nonneg``; returns float64."""
+    yd = y.double()
+    r = x - block_mean(yd, k)
+    *lead, hh, ww = yd.shape
+    yd = (yd.reshape(*lead, hh // k, k, ww // k, k) + r[..., :, None, :, None]).reshape(*lead, hh, ww)
+    return contract_nonneg(yd, x, k)
+
+
+def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS, relax: float = RELAX,
+            crop: int = 0) -> torch.Tensor:
     """``resample.project`` on tensors: the smooth back-projection steps, then the exact step with footprint
     means in float64 and ``contract_nonneg``, so block_mean(result, k) == x to float32 rounding of each pixel.
-    ``x`` (float64 or float32, no NaN) is k times coarser than ``y``.
+    ``x`` (float64 or float32, no NaN) is k times coarser than ``y``. The result is cropped by ``crop`` native
+    pixels per side (what the steps' reach spoils near the edges).
 
-    The smooth steps are linear, so they run on the native grid: with m_i the footprint means of step i,
-    m_{i+1} = m_i + relax * M(x - m_i) (M = footprint mean of the bicubic upsampling, two small matrix products),
-    and the fine image gets their sum in ONE bicubic upsampling, y + bicubic(relax * sum_i (x - m_i)), instead of
-    one upsampling and one footprint mean per step (the same result to rounding: 3 full-size passes instead of
-    9 with three steps)."""
+    The smooth steps run on the native grid (``_smooth_native``), and the fine image gets their sum in ONE
+    bicubic upsampling, of the kept part only: the same result to rounding as one upsampling and one footprint
+    mean of the whole image per step."""
     xd = x.double()
-    yd = y.double()
     if smooth_iters:
-        h, w = xd.shape[-2:]
-        mh, mw = _mean_of_bicubic(h, k, xd.device), _mean_of_bicubic(w, k, xd.device)
-        m = block_mean(yd, k)
-        acc = torch.zeros_like(xd)
-        for _ in range(smooth_iters):
-            r = relax * (xd - m)
-            acc = acc + r
-            m = m + mh @ r @ mw.T
-        y = y + bicubic(acc.to(y.dtype), k)
-        yd = y.double()
-    r = xd - block_mean(yd, k)
-    *lead, hh, ww = yd.shape  # + replicate(r, k), by broadcasting over the footprints (no full-size copy of r)
-    yd = (yd.reshape(*lead, hh // k, k, ww // k, k) + r[..., :, None, :, None]).reshape(*lead, hh, ww)
-    return contract_nonneg(yd, xd, k).to(y.dtype)
+        acc = _smooth_native(block_mean(y.double(), k), xd, k, smooth_iters, relax)
+        y = _crop(y, crop * k) + _bicubic_crop(acc.to(y.dtype), k, crop)
+    else:
+        y = _crop(y, crop * k)
+    return _exact(y, _crop(xd, crop), k).to(y.dtype)
+
+
+def consistent_bicubic(x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS, relax: float = RELAX,
+                       crop: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``project(bicubic(x, k), x, k)`` cropped by ``crop`` native pixels per side, in ``dtype``: the consistent
+    bicubic reference of the detail layer. The bicubic upsampling's footprint means are M(x), so the whole
+    reference costs ONE upsampling of the kept part: bicubic(x + acc). Equals the cropped projection of the
+    upsampling of x cropped by 2 (i.e. with the upsampling's edges outside the projected region) when
+    ``crop`` >= 4."""
+    xd = x.double()
+    if not smooth_iters or crop < 4:
+        return project(_crop(bicubic(x.to(dtype), k), 2 * k), _crop(xd, 2), k, smooth_iters, relax,
+                       max(0, crop - 2))
+    h, w = xd.shape[-2:]
+    m0 = _crop(_mean_of_bicubic(h, k, xd.device) @ xd @ _mean_of_bicubic(w, k, xd.device).T, 2)
+    acc = _smooth_native(m0, _crop(xd, 2), k, smooth_iters, relax)
+    z = _crop(xd, crop - 2) + _crop(acc, crop - 4)
+    return _exact(_crop(bicubic(z.to(dtype), k), 2 * k), _crop(xd, crop), k).to(dtype)
 
 
 def contract_nonneg(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
