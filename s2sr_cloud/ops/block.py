@@ -218,11 +218,15 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
             y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s), dtype=torch.float32, device=dev)
             native = {}
             e = 2 if spec.detail else 0  # the detail layer's reference reads 2 native pixels more
+            nb = c if dev.type == "cuda" else 1  # bands per step: on CPU one, so float64 temporaries stay small
             for f, idx in groups(spec.factors).items():
                 filled, mask = _native_group(_crop(x[:, idx], h - input_reach(f, fi, si, spec.detail)), f, spec)
                 native[f] = filled
-                yg = _crop(pred[:, idx], (margin - pr[f]) * s)
-                y[:, idx] = _consistent_group(yg, _crop(filled, e), _crop(mask, e), f * s, spec, spec.quantum).float()
+                filled, mask = _crop(filled, e), _crop(mask, e)
+                for i in range(0, len(idx), nb):
+                    sl, ix = slice(i, i + nb), idx[i:i + nb]
+                    yg = _crop(pred[:, ix], (margin - pr[f]) * s)
+                    y[:, ix] = _consistent_group(yg, filled[:, sl], mask[:, sl], f * s, spec, spec.quantum).float()
             del pred
         if spec.detail:
             with _Timer("detail", dev):
@@ -234,16 +238,19 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
                     xcore = _crop(x, h)
                     acc = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
                     cnt = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
+                    nb = c if dev.type == "cuda" else 1
                     for f, idx in groups(spec.factors).items():
-                        # the consistent bicubic reference, NaN where the output is (nodata footprints)
-                        ref = tops.consistent_bicubic(native[f], f * s, si, crop=2 * si + 2)
-                        ref = ref.masked_fill(torch.isnan(y[:, idx]), float("nan"))
-                        for k, ci in enumerate(idx):
-                            ref_sums[:, ci] = point_sums_t(xcore[:, ci], ref[:, k], s)
-                        d = (y[:, idx] - ref) ** 2
-                        ok = ~torch.isnan(d)
-                        acc += torch.where(ok, d, torch.zeros((), device=dev)).sum(1)
-                        cnt += ok.sum(1)
+                        for i in range(0, len(idx), nb):
+                            ix = idx[i:i + nb]
+                            # the consistent bicubic reference, NaN where the output is (nodata footprints)
+                            ref = tops.consistent_bicubic(native[f][:, i:i + nb], f * s, si, crop=2 * si + 2)
+                            ref = ref.masked_fill(torch.isnan(y[:, ix]), float("nan"))
+                            for k, ci in enumerate(ix):
+                                ref_sums[:, ci] = point_sums_t(xcore[:, ci], ref[:, k], s)
+                            d = (y[:, ix] - ref) ** 2
+                            ok = ~torch.isnan(d)
+                            acc += torch.where(ok, d, torch.zeros((), device=dev)).sum(1)
+                            cnt += ok.sum(1)
                     y[:, c] = torch.sqrt(acc / cnt)  # 0/0 -> NaN where every band is nodata
         with _Timer("statistics", dev):
             sums = block_sums_t(_crop(x, h), y[:, :c], spec.factors, s)
@@ -256,10 +263,19 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
     return y, sums
 
 
-def point_sums_t(x: torch.Tensor, y: torch.Tensor, scale: int, strip: int = 256) -> torch.Tensor:
+STRIP_OUTPUT_PX = 2**20  # output pixels per strip of the statistics sums (their float64 temporaries)
+
+
+def strip_rows(w: int, scale: int, align: int = 1) -> int:
+    """Input rows per statistics strip: about ``STRIP_OUTPUT_PX`` output pixels, a multiple of ``align``."""
+    return max(align, STRIP_OUTPUT_PX // (w * scale * scale) // align * align)
+
+
+def point_sums_t(x: torch.Tensor, y: torch.Tensor, scale: int) -> torch.Tensor:
     """Point-comparison sums of one band: x (T, h, w) input, y (T, h*s, w*s) -> (T, tops.NSUM), in strips."""
     t, h, w = x.shape
     s = scale
+    strip = strip_rows(w, s)
     out = torch.zeros((t, tops.NSUM), dtype=torch.float64, device=x.device)
     for ti in range(t):
         for r0 in range(0, h, strip):
@@ -278,8 +294,7 @@ def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], sca
     s = scale
     out = torch.zeros((t, len(COMPARISONS), c + 1, NSUM), dtype=torch.float64, device=x.device)
     out[:, :, :c, tops.NSUM] = torch.isnan(x).sum((-2, -1)).double()[:, None, :]
-    align = int(np.lcm.reduce([int(f) for f in factors]))
-    strip = max(align, (256 // align) * align)
+    strip = strip_rows(w, s, int(np.lcm.reduce([int(f) for f in factors])))
     for ti in range(t):
         for r0 in range(0, h, strip):
             r1 = min(h, r0 + strip)
