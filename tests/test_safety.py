@@ -373,7 +373,7 @@ def test_dry_run_estimates_the_model_cost(capsys):
     flops = float(re.search(r"compute: (\d+) kFLOP per output px", text).group(1)) * 1e3
     assert flops == pytest.approx(network_flops_per_output_px(get_predictor("default", ensemble=1), FACTORS_10M, 4),
                                   rel=0.01)
-    overhead = float(re.search(r"the network sees ([\d.]+)x", text).group(1))
+    overhead = float(re.search(r"each block reads ([\d.]+)x", text).group(1))
     assert 1.0 < overhead < 10 and "CPU core-hours" in text
 
 

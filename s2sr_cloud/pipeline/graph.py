@@ -29,13 +29,17 @@ from ..ops.halo import ChunkError, plan_chunks, required_halo
 from ..ops.stats import COMPARISONS, NSUM
 
 # Bytes a worker holds per output pixel of a chunk: 13 float32 channels (12 bands + detail), about four times
-# over at the peak (the prediction canvas, the result, the writer's stacked copy and its uint16 encoding).
+# over at the peak (the prediction canvas, the result, one band's float64 temporaries of the consistency layer).
+# Measured on CPU with the chunk function one band at a time: 2.50 GiB peak RSS for a default x4 chunk (840 input
+# px) and 2.46 GiB at x10 (336 px), of which ~0.45 GiB is the process (benchmarks/RESULTS.md).
 BYTES_PER_OUTPUT_PX = 13 * 4 * 4
-WORKER_BUDGET_GIB = 1.25  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
+WORKER_BUDGET_GIB = 2.2  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
 
 
 def worker_budget_bytes() -> int:
-    """``S2SR_CHUNK_MEMORY_GIB`` (default 1.25): the memory one chunk's data may take on a worker."""
+    """``S2SR_CHUNK_MEMORY_GIB`` (default 2.2): the memory one chunk's data may take on a worker. The default
+    keeps a worker's peak under 3 GiB and makes the default x4 chunk (840 input px) large enough that the halo
+    costs <= 1.25x the network pixels (benchmarks/run.py's halo_overhead_x4)."""
     return int(float(os.environ.get("S2SR_CHUNK_MEMORY_GIB", WORKER_BUDGET_GIB)) * 2**30)
 
 

@@ -313,7 +313,8 @@ def _estimate(plan: JobPlan, z: ZonePlan) -> list[str]:
     flops_px = network_flops_per_output_px(plan.predictor, factors, s)
     out_px = z.shape[0] * z.shape[1] * z.shape[2]
     total = flops_px * out_px * overhead
-    lines = [f"  halo:    {halo} px per side: the network sees {overhead:.2f}x the input pixels it keeps",
+    lines = [f"  halo:    {halo} px per side: each block reads {overhead:.2f}x the input pixels it keeps (each band "
+             "group's network sees only its own, smaller window)",
              f"  memory:  ~{task_bytes / 2**30:.1f} GiB per chunk task (input, prediction, output; float32)"]
     if flops_px:
         lines.append(f"  compute: {flops_px / 1e3:.0f} kFLOP per output px, {total / 1e12:.1f} TFLOP in all; "
