@@ -169,14 +169,13 @@ def needed_tile_bytes(folder: Path, row0: int, col0: int, rows: int, cols: int) 
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def rss_gib() -> float:
+def peak_rss_gib() -> float:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux keeps ru_maxrss across execve, so a worker or
+    subprocess started from a large parent would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def _worker_rss() -> float:
-    import resource as r
-
-    return r.getrusage(r.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 @contextlib.contextmanager
@@ -203,7 +202,7 @@ def end_to_end(catalog: str, geometry: dict | None, scale: int, model: str, ense
         sr = s2sr_cloud.super_resolve(ds, scale, model, chunk=chunk, ensemble=ensemble)
         s2sr_cloud.write(sr, str(out), client=client)
         seconds = time.perf_counter() - t0
-        rss = max(client.run(_worker_rss).values())
+        rss = max(client.run(peak_rss_gib).values())
     shutil.rmtree(out.parent, ignore_errors=True)
     return {"seconds": seconds, "out_px": int(ds.sizes["y"] * ds.sizes["x"] * scale * scale), "rss_gib": rss,
             "shape": (int(ds.sizes["y"]), int(ds.sizes["x"])), "chunks": int(np.prod(sr["chunk_sums"].shape[2:]))}
@@ -232,12 +231,15 @@ def bare_forward(x: np.ndarray, scale: int, ensemble: int | None, threads: int, 
         return time.perf_counter() - t0
 
 
-def chunk_parts(x: np.ndarray, scale: int, ensemble: int | None, device: str) -> dict:
-    """One block through the chunk function with its halo (reflect-padded), one thread: network vs the rest."""
+def chunk_parts(x: np.ndarray, scale: int, ensemble: int | None, device: str, core: int | None = None) -> dict:
+    """One block through the chunk function with its halo (reflect-padded), one thread: network vs the rest.
+    ``core``: the block's core side (the area mirrored to that size; None: the area as it is)."""
     torch.set_num_threads(1)
     p = P.TorchPredictor(MODEL, ensemble=ensemble, device=device)
     f = nets.S2_FACTORS
     h = required_halo(p.reach(f, scale), f)
+    if core:
+        x = np.pad(x, ((0, 0), (0, 0), (0, core), (0, core)), mode="symmetric")[..., :core, :core]
     xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
     spec = B.BlockSpec(scale, f, h, quantum=(1e-4, -0.1))
     B.super_resolve_block(xp[..., :h * 2 + 48, :h * 2 + 48], p, spec)  # load + warm-up
@@ -271,8 +273,41 @@ def chunk_parts(x: np.ndarray, scale: int, ensemble: int | None, device: str) ->
             P.TorchPredictor.predict = orig
         net = spent[0]
         parts = {"network": net}
-    return {"total": total, "network": net, "post_fraction": 1 - net / total, "halo": h,
+    return {"total": total, "network": net, "post_fraction": 1 - net / total, "halo": h, "core": x.shape[-1],
             "out_px": x.shape[-2] * x.shape[-1] * scale * scale, "parts": parts}
+
+
+_JOBS_CODE = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {bench!r})
+import run as R
+x = np.load({path!r})
+out = []
+for scale, core, ens in {jobs!r}:
+    out.append(R.chunk_parts(x, scale, ens, "cpu", core=core))
+    out[-1]["rss_gib"] = R.peak_rss_gib()
+print(json.dumps(out))
+"""
+
+
+def chunk_jobs(x: np.ndarray, lanes: list[list[tuple[int, int | None, int | None]]]) -> list[list[dict]]:
+    """Chunk-function measurements (``chunk_parts``) in fresh single-threaded processes, one per lane, the lanes
+    side by side (one per core); each lane runs its (scale, core or None for the area, ensemble) jobs in order.
+    A process's peak RSS is that of its largest block (report a default-size block first in its lane)."""
+    tmp = Path(tempfile.mkdtemp(prefix="s2sr-bench-"))
+    np.save(tmp / "x.npy", x)
+    procs = [subprocess.Popen([sys.executable, "-c", _JOBS_CODE.format(bench=str(Path(__file__).parent),
+                                                                          path=str(tmp / "x.npy"), jobs=lane)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for lane in lanes]
+    out = []
+    for pr in procs:
+        so, se = pr.communicate()
+        if pr.returncode:
+            raise RuntimeError(se[-2000:])
+        out.append(json.loads(so.strip().splitlines()[-1]))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def halo_overhead(scale: int, n: int = 10980) -> float:
@@ -415,16 +450,29 @@ def main() -> None:
         say(f"projected {'GPU' if gpu else 'core'}-hours for a 10980 x 10980 tile at x4 (this area's end-to-end rate,"
             f" default ensemble): {res['tile_core_hours_x4']:.1f}")
 
-        # 2. the chunk function, one thread: share of time outside the network, throughput per core
-        for scale, side in ((4, 240), (10, 120)):
-            cp = chunk_parts(x[..., :side, :side], scale, ens_cheap, dev)
+        # 2. the chunk function, one thread per process, two processes side by side: the share of time outside
+        # the network and throughput per core at the default model and ensemble (the area's 240 px at x4, 120 px at
+        # x10, with their halos), and one block of the DEFAULT chunk size at x4 and at x10 for the peak RSS (with
+        # --quick at --ensemble 1: the default ensemble would take ~4x longer; memory barely depends on it)
+        ens_blk = ens_cheap if args.quick else None
+        d4, d10 = graph.default_chunk(4), graph.default_chunk(10)
+        lanes = chunk_jobs(x, [[(4, d4, ens_blk)], [(10, d10, ens_blk), (4, None, None), (10, 120, None)]])
+        blocks = {4: lanes[0][0], 10: lanes[1][0]}
+        for scale, cp in ((4, lanes[1][1]), (10, lanes[1][2])):
             res[f"mpx_per_core_s_x{scale}"] = cp["out_px"] / 1e6 / cp["total"]
             res[f"post_fraction_x{scale}"] = cp["post_fraction"]
-            say(f"chunk function x{scale}, {side} px core + halo {cp['halo']}, --ensemble 1, 1 thread: "
+            say(f"chunk function x{scale}, {cp['core']} px core + halo {cp['halo']}, default ensemble, 1 thread: "
                 f"{cp['total']:.1f} s, network {cp['network']:.1f} s, post_fraction {cp['post_fraction']:.3f}, "
                 f"{res[f'mpx_per_core_s_x{scale}']:.4f} output Mpx (12 bands) per core-second; parts "
                 + ", ".join(f"{k} {v:.2f}" for k, v in cp["parts"].items()))
-        res["post_fraction"] = res["post_fraction_x4"]
+        res["post_fraction"] = max(res["post_fraction_x4"], res["post_fraction_x10"])
+        for scale, b in blocks.items():
+            res[f"chunk_rss_gib_x{scale}"] = b["rss_gib"]
+            res[f"post_fraction_default_chunk_x{scale}"] = b["post_fraction"]
+            say(f"default chunk x{scale}: core {b['core']} + halo {b['halo']} px, ensemble {ens_blk or 'default'}, "
+                f"1 thread: {b['total']:.1f} s, network {b['network']:.1f} s, post_fraction "
+                f"{b['post_fraction']:.3f}; peak RSS of the process {b['rss_gib']:.2f} GiB; parts "
+                + ", ".join(f"{k} {v:.2f}" for k, v in b["parts"].items()))
 
         # 3. halo overhead at default chunking on a whole-tile grid (arithmetic of the code's own plan)
         for scale in (4, 10):
@@ -432,11 +480,10 @@ def main() -> None:
             say(f"halo overhead x{scale}: default chunk {graph.default_chunk(scale)} px, whole 10980 px tile: "
                 f"{res[f'halo_overhead_x{scale}']:.3f}")
 
-        # 4. memory: peak worker RSS (x4 area above; x10 on one worker), and 16x the area
-        e10 = end_to_end(catalog, geom, 10, "default", ens_cheap, 1, gpu=gpu)
-        res["peak_rss_gib"] = max(e2e["rss_gib"], e10["rss_gib"])
-        say(f"peak worker RSS: x4 {e2e['rss_gib']:.2f} GiB ({e2e['chunks']} chunk(s)), x10 --ensemble 1 "
-            f"{e10['rss_gib']:.2f} GiB ({e10['chunks']} chunk(s))")
+        # 4. memory: peak worker RSS (the e2e run above; the default-size blocks; the whole tile without --quick)
+        res["peak_rss_gib"] = max(e2e["rss_gib"], *(b["rss_gib"] for b in blocks.values()))
+        say(f"peak RSS: e2e x4 worker {e2e['rss_gib']:.2f} GiB ({e2e['chunks']} chunk(s)); default-size block x4 "
+            f"{blocks[4]['rss_gib']:.2f} GiB, x10 {blocks[10]['rss_gib']:.2f} GiB")
         if not args.quick and args.data == "tile":
             big = end_to_end(catalog, None, 4, "default", ens_cheap, args.workers)
             res["peak_rss_gib_whole_tile"] = big["rss_gib"]
@@ -444,9 +491,9 @@ def main() -> None:
             say(f"whole decimated tile x4 --ensemble 1 default chunking: {big['seconds']:.0f} s, peak worker RSS "
                 f"{big['rss_gib']:.2f} GiB, {big['chunks']} chunks")
             res["peak_rss_gib"] = max(res["peak_rss_gib"], big["rss_gib"])
-        small = 120
-        g1 = window_geometry(folder, row0, col0, small, small) if args.data == "tile" else None
-        g16 = window_geometry(folder, row0, col0, small * 4, small * 4) if args.data == "tile" else None
+        small = 120  # 1x: one 120 px chunk; 16x: 480 x 480 px, 16 chunks (a window well inside the tile)
+        g1 = window_geometry(folder, 300, 300, small, small) if args.data == "tile" else None
+        g16 = window_geometry(folder, 300, 300, small * 4, small * 4) if args.data == "tile" else None
         if g1 is not None:
             r1 = end_to_end(catalog, g1, 4, "bicubic", None, 1, chunk=small)
             r16 = end_to_end(catalog, g16, 4, "bicubic", None, 1, chunk=small)

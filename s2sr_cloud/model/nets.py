@@ -304,7 +304,7 @@ def project_reach(k: int, smooth_iters: int = SMOOTH_ITERS) -> int:
 
 
 def _start(crop: int, margin: int, align: int = 6) -> int:
-    """First row/column of a window that covers [crop - margin, ...) and starts on the 60 m grid."""
+    """First row/column of a window that covers [crop - margin, ...) and starts on the grid of ``align`` pixels."""
     a = max(0, crop - margin)
     return a - a % align
 
@@ -329,16 +329,17 @@ def group_crops(crop: int | dict[int, int]) -> dict[int, int]:
 
 
 def s2srnet_windows(net: "S2SRNet", crop: int | dict[int, int]) -> dict[str, int]:
-    """Where each network of ``s2srnet_forward_region`` starts (grid pixels from the block edge, on the 60 m
-    grid): ``sr<f>`` the band SR of the native-f group, ``sharpen20`` the 20 m sharpening, ``lr60`` the 60 m
+    """Where each network of ``s2srnet_forward_region`` starts (grid pixels from the block edge): ``sr<f>`` the band SR of the native-f group, ``sharpen20`` the 20 m sharpening, ``lr60`` the 60 m
     consistent bicubic. A window runs from its start to the same distance from the far edge. The benchmark
     counts the pixels the networks see from these."""
     crops = group_crops(crop)
     rs = net.sr.reach()
-    w = {f"sr{f}": _start(crops[f], rs) for f in (1, 2, 6)}
-    w["sharpen20"] = _start(w["sr2"], project_reach(2) + net.sharpen20.reach())
+    # the band SR is shift-equivariant per 10 m pixel: its windows need no alignment; the 20 m sharpening starts on
+    # the 20 m grid, the 60 m path on the 60 m grid (their footprint means)
+    w = {f"sr{f}": _start(crops[f], rs, 1) for f in (1, 2, 6)}
+    w["sharpen20"] = _start(w["sr2"], project_reach(2) + net.sharpen20.reach(), 2)
     if not net.learn60:
-        w["lr60"] = _start(w["sr6"], project_reach(6) + 12)
+        w["lr60"] = _start(w["sr6"], project_reach(6) + 12, 6)
     return w
 
 
