@@ -285,21 +285,23 @@ import run as R
 x = np.load({path!r})
 out = []
 for scale, core, ens in {jobs!r}:
-    out.append(R.chunk_parts(x, scale, ens, "cpu", core=core))
+    out.append(R.chunk_parts(x, scale, ens, {device!r}, core=core))
     out[-1]["rss_gib"] = R.peak_rss_gib()
 print(json.dumps(out))
 """
 
 
-def chunk_jobs(x: np.ndarray, lanes: list[list[tuple[int, int | None, int | None]]]) -> list[list[dict]]:
+def chunk_jobs(x: np.ndarray, lanes: list[list[tuple[int, int | None, int | None]]], device: str = "cpu"
+               ) -> list[list[dict]]:
     """Chunk-function measurements (``chunk_parts``) in fresh single-threaded processes, one per lane, the lanes
     side by side (one per core); each lane runs its (scale, core or None for the area, ensemble) jobs in order.
     A process's peak RSS is that of its largest block (report a default-size block first in its lane)."""
     tmp = Path(tempfile.mkdtemp(prefix="s2sr-bench-"))
     np.save(tmp / "x.npy", x)
-    procs = [subprocess.Popen([sys.executable, "-c", _JOBS_CODE.format(bench=str(Path(__file__).parent),
-                                                                          path=str(tmp / "x.npy"), jobs=lane)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for lane in lanes]
+    codes = [_JOBS_CODE.format(bench=str(Path(__file__).parent), path=str(tmp / "x.npy"), jobs=lane, device=device)
+             for lane in lanes]
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=ROOT) for code in codes]
     out = []
     for pr in procs:
         so, se = pr.communicate()
@@ -456,7 +458,10 @@ def main() -> None:
         # --quick at --ensemble 1: the default ensemble would take ~4x longer; memory barely depends on it)
         ens_blk = ens_cheap if args.quick else None
         d4, d10 = graph.default_chunk(4), graph.default_chunk(10)
-        lanes = chunk_jobs(x, [[(4, d4, ens_blk)], [(10, d10, ens_blk), (4, None, None), (10, 120, None)]])
+        jobs = [[(4, d4, ens_blk)], [(10, d10, ens_blk), (4, None, None), (10, 120, None)]]
+        lanes = chunk_jobs(x, jobs if not gpu else [sum(jobs, [])], dev)  # one GPU: one lane
+        if gpu:
+            lanes = [lanes[0][:1], lanes[0][1:]]
         blocks = {4: lanes[0][0], 10: lanes[1][0]}
         for scale, cp in ((4, lanes[1][1]), (10, lanes[1][2])):
             res[f"mpx_per_core_s_x{scale}"] = cp["out_px"] / 1e6 / cp["total"]
