@@ -330,8 +330,9 @@ def group_crops(crop: int | dict[int, int]) -> dict[int, int]:
 
 def s2srnet_windows(net: "S2SRNet", crop: int | dict[int, int]) -> dict[str, int]:
     """Where each network of ``s2srnet_forward_region`` starts (grid pixels from the block edge): ``sr<f>`` the
-    band SR of the native-f group, ``sharpen20`` the 20 m sharpening, ``lr60`` the 60 m consistent bicubic. A window runs from its start to the same distance from the far edge. The benchmark
-    counts the pixels the networks see from these."""
+    band SR of the native-f group, ``sharpen20`` the 20 m sharpening, ``lr60`` the 60 m consistent bicubic. A
+    window runs from its start to the same distance from the far edge. The benchmark counts the pixels the
+    networks see from these."""
     crops = group_crops(crop)
     rs = net.sr.reach()
     # the band SR is shift-equivariant per 10 m pixel: its windows need no alignment; the 20 m sharpening starts on
