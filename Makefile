@@ -20,8 +20,9 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/s2sr run --catalog sample10m --collection sentinel-2-l1c --out demo.zarr --overwrite --report
 
+# 2 pytest-xdist workers: many tests wait on subprocesses, servers and S3 retries (tests/conftest.py)
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_pipeline.py

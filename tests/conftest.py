@@ -111,3 +111,26 @@ def scheduler(dask_cluster) -> str:
 def write_items(path: Path, items: list[dict]) -> Path:
     path.write_text(json.dumps(items))
     return path
+
+
+# `make test` runs the suite on 2 pytest-xdist workers (`-n 2 --dist loadgroup`): each test goes to whichever worker
+# is free, except the tests of these modules, which share an expensive module-scoped fixture (a real run's store)
+# and so run together on one worker, which makes it once. Each worker has its own session fixtures (moto_server,
+# the LocalCluster) on ephemeral ports, and its own tmp_path root.
+ONE_WORKER_MODULES = ("test_faults", "test_report", "test_stac_out", "test_gdal")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """loadgroup, grouping the modules above: xdist's ``xdist_group`` mark does not reach its scheduler with
+    pytest >= 9 (it renames ``item._nodeid``, which pytest 9 no longer reads), so the scope is chosen here."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class OneWorkerModules(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if Path(module).stem in ONE_WORKER_MODULES else super()._split_scope(nodeid)
+
+    return OneWorkerModules(config, log)

@@ -1,5 +1,7 @@
 """A real fault-injecting HTTP proxy for S3 traffic: forwards to the S3 server, but answers 503 SlowDown or drops
-the connection for a seeded fraction of requests (reads and writes alike)."""
+the connection for a seeded fraction of requests (reads and writes alike). ``gdal_rate``: another fraction for
+GDAL's requests (the COG reads, far fewer than s3fs's store requests, so they need a higher rate to be hit
+reliably); ``counts`` also has the faults per client (``gdal``, ``s3fs``)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, rate: float, seed: int = 0) -> None:
+    def __init__(self, upstream: str, rate: float, seed: int = 0, gdal_rate: float | None = None) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.rate = rate
+        self.gdal_rate = rate if gdal_rate is None else gdal_rate
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
-        self.counts = {"requests": 0, "503": 0, "reset": 0}
+        self.counts = {"requests": 0, "503": 0, "reset": 0, "gdal": 0, "s3fs": 0}
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -27,10 +30,14 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                client = "gdal" if self.headers.get("User-Agent", "").startswith("GDAL") else "s3fs"
+                rate = proxy.gdal_rate if client == "gdal" else proxy.rate
                 with proxy.lock:
                     proxy.counts["requests"] += 1
                     roll = proxy.rng.random()
-                if roll < proxy.rate / 2:
+                    if roll < rate:
+                        proxy.counts[client] += 1
+                if roll < rate / 2:
                     with proxy.lock:
                         proxy.counts["503"] += 1
                     msg = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
@@ -40,7 +47,7 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(msg)
                     return
-                if roll < proxy.rate:
+                if roll < rate:
                     with proxy.lock:
                         proxy.counts["reset"] += 1
                     self.close_connection = True

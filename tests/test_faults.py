@@ -108,22 +108,25 @@ def test_killed_worker_is_survived(tmp_path, reference):
 
 
 @pytest.mark.slow
-def test_transient_s3_errors_are_retried(s3_env, tmp_path, reference, monkeypatch):
+def test_transient_s3_errors_are_retried(s3_env, tmp_path, reference, monkeypatch, dask_cluster):
     monkeypatch.chdir(tmp_path)  # the quick-look of a remote output lands in the working directory
     items = upload_sample(s3_env, "faulty-cogs")
     make_bucket(s3_env, "faulty-out")
-    with FaultProxy(s3_env, rate=0.15, seed=1) as proxy:
+    # 5 % of the ~2000 store requests (s3fs; each fault costs a botocore backoff of ~0.5 s, which made 15 % take
+    # 2 min) and 15 % of GDAL's ~80 COG reads: both clients are hit on every run (asserted below)
+    with FaultProxy(s3_env, rate=0.05, seed=1, gdal_rate=0.15) as proxy:
         # reads (GDAL) and writes (s3fs) both go through the proxy
         monkeypatch.setenv("S2SR_S3_ENDPOINT", proxy.url)
         monkeypatch.setenv("AWS_S3_ENDPOINT", proxy.url.removeprefix("http://"))
         monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.1")  # (the default 1 s, doubled per retry, only slows the test)
         with serve_items(items) as url:
             cfg = JobConfig(out="s3://faulty-out/o.zarr", catalog=url, bands=BANDS, chunk=66, scale=4, mask="none")
-            with dask_client(n_workers=2) as client:
-                run_job(cfg, progress=False, client=client)
+            # the shared cluster: its workers get the endpoint and the GDAL settings with the tasks
+            run_job(cfg, progress=False, client=dask_cluster)
         counts = dict(proxy.counts)
     print(f"fault proxy: {counts}")
     assert counts["503"] > 5 and counts["reset"] > 5, counts
+    assert counts["gdal"] > 0 and counts["s3fs"] > 5, counts  # reads and writes alike
     monkeypatch.setenv("S2SR_S3_ENDPOINT", s3_env)
     res = open_output("s3://faulty-out/o.zarr").load()
     assert res.attrs["catalog"] == url
