@@ -70,7 +70,8 @@ def _mean_of_bicubic(n: int, k: int, device: torch.device) -> torch.Tensor:
     """(n, n) float64 matrix M1 of the 1-D operator "bicubic upsampling by k, then k-pixel means": the bicubic
     is separable, so block_mean(bicubic(r, k), k) == M1 @ r @ M1.T for an (n, n) native image r."""
     eye = torch.eye(n, dtype=torch.float64, device=device).reshape(n, 1, n, 1)  # batch j holds the impulse e_j
-    up = F.interpolate(eye, scale_factor=k, mode="bicubic", align_corners=False)[..., 0]  # (n, 1, n*k)
+    # along one axis only (the width-1 axis at scale 1): n * n * k values, not the n * n * k * k of a 2-D upsampling
+    up = F.interpolate(eye, scale_factor=(k, 1), mode="bicubic", align_corners=False)[..., 0]  # (n, 1, n*k)
     return up.reshape(n, n, k).mean(-1).T.contiguous()
 
 
