@@ -323,9 +323,9 @@ def s2srnet_group_reach(net: "S2SRNet") -> dict[int, int]:
     return {1: rs, 2: r20, 6: r60}
 
 
-def group_crops(crop: int | dict[int, int]) -> dict[int, int]:
-    """Grid pixels cropped from each side of the block, per native factor (1, 2, 6): an int crops all alike."""
-    return {f: crop for f in (1, 2, 6)} if isinstance(crop, int) else {int(f): int(c) for f, c in crop.items()}
+def group_crops(crop: int | dict[int, int], factors: tuple[int, ...] = (1, 2, 6)) -> dict[int, int]:
+    """Grid pixels cropped from each side of the block, per native factor present: an int crops all alike."""
+    return {int(f): (crop if isinstance(crop, int) else int(crop[int(f)])) for f in set(factors)}
 
 
 def s2srnet_windows(net: "S2SRNet", crop: int | dict[int, int]) -> dict[str, int]:

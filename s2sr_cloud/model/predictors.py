@@ -51,8 +51,10 @@ class BicubicPredictor:
         exact wherever it lies ``reach[b]`` grid pixels inside x."""
         # float64: the uint16 store's rounding is discontinuous, and float32 last-bit differences between a whole
         # and a chunked run flipped 1-DN roundings of near-tied pixels (measured: tests/test_pipeline.py)
+        from .nets import group_crops
+
         t, c, h, w = x.shape
-        crops = crop_by_factor(crop, factors)
+        crops = group_crops(crop, factors)
         c0 = min(crops.values())
         out = x.new_empty(t, c, (h - 2 * c0) * scale, (w - 2 * c0) * scale, dtype=torch.float64)
         for f, idx in groups(factors).items():
@@ -66,11 +68,6 @@ class BicubicPredictor:
             gh, gw = (h - 2 * cf) * scale, (w - 2 * cf) * scale
             out[:, idx, at:at + gh, at:at + gw] = tops.bicubic(filled, f * scale)[..., off:off + gh, off:off + gw]
         return out
-
-
-def crop_by_factor(crop: int | dict[int, int], factors: tuple[int, ...]) -> dict[int, int]:
-    """``crop`` as {native factor: grid pixels} for the factors present."""
-    return {int(f): (crop if isinstance(crop, int) else int(crop[int(f)])) for f in set(factors)}
 
 
 def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
@@ -208,7 +205,7 @@ class TorchPredictor:
         dev = x.device
         net = cached_model(self.name, dev)
         t, c, h, w = x.shape
-        crops = crop_by_factor(crop, factors)
+        crops = nets.group_crops(crop, factors)
         if not isinstance(net, nets.S2SRNet):
             crop = min(crops.values())
         if self.tile and max(h, w) > self.tile:  # memory forces a second tiling (not with the default chunks)

@@ -238,7 +238,6 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
                     xcore = _crop(x, h)
                     acc = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
                     cnt = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
-                    nb = c if dev.type == "cuda" else 1
                     for f, idx in groups(spec.factors).items():
                         for i in range(0, len(idx), nb):
                             ix = idx[i:i + nb]
