@@ -18,22 +18,23 @@ X, FACTORS = sample_grid_stack(BANDS)  # (1, 5, 240, 240)
 
 
 def _whole(x, predictor, scale, factors, **kw):
+    """The whole array as one block: no context beyond any edge (pads 0), as the pipeline's one-chunk area."""
     h = required_halo(predictor.reach(factors, scale), factors)
-    xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
-    return super_resolve_block(xp, predictor, BlockSpec(scale, factors, h, **kw)), h
+    return super_resolve_block(x, predictor, BlockSpec(scale, factors, h, **kw), pads=0), h
 
 
 def _chunked(x, predictor, scale, factors, ys, xs, **kw):
-    """Cut the reflect-padded array into blocks with halos exactly as dask's overlap does."""
+    """Cut the array into blocks with halos exactly as dask's overlap (boundary "none") does: no halo beyond the
+    array's edges, and the chunk function told which sides those are."""
     h = required_halo(predictor.reach(factors, scale), factors)
-    xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
     rows = []
     y0 = 0
-    for cy in ys:
+    for i, cy in enumerate(ys):
         x0, row = 0, []
-        for cx in xs:
-            blk = xp[..., y0:y0 + cy + 2 * h, x0:x0 + cx + 2 * h]
-            row.append(super_resolve_block(blk, predictor, BlockSpec(scale, factors, h, **kw)))
+        for j, cx in enumerate(xs):
+            pads = (h if i else 0, h if i < len(ys) - 1 else 0, h if j else 0, h if j < len(xs) - 1 else 0)
+            blk = x[..., y0 - pads[0]:y0 + cy + pads[1], x0 - pads[2]:x0 + cx + pads[3]]
+            row.append(super_resolve_block(blk, predictor, BlockSpec(scale, factors, h, **kw), pads=pads))
             x0 += cx
         rows.append(np.concatenate(row, axis=-1))
         y0 += cy
@@ -174,3 +175,33 @@ def test_footprint_trace_sees_the_input_grid():
     blocky = 0.5 * smooth + 0.5 * replicate(x, k)
     assert 0.8 < footprint_trace(smooth, k) < 1.1
     assert footprint_trace(blocky, k) > 1.5 * footprint_trace(smooth, k)
+
+
+class _Recorder:
+    """A bicubic predictor that records the block shape and the per-side crops the chunk function asks for."""
+
+    def __init__(self):
+        self.p, self.calls = BicubicPredictor(), []
+        self.name, self.device, self.is_reference, self.loads_model = "rec", "cpu", True, False
+
+    def __getattr__(self, k):
+        return getattr(self.p, k)
+
+    def predict_t(self, x, factors, scale, crop=0):
+        self.calls.append((tuple(x.shape[-2:]), crop))
+        return self.p.predict_t(x, factors, scale, crop)
+
+
+def test_area_edges_cost_the_network_no_halo():
+    """A one-chunk area: the predictor gets the area itself (no mirrored halo) and keeps every side whole; a corner
+    block of a chunked area keeps its two area edges whole and crops only its inner sides."""
+    rec = _Recorder()
+    h = required_halo(rec.reach(FACTORS, 4), FACTORS)
+    super_resolve_block(X, rec, BlockSpec(4, FACTORS, h), pads=0)
+    assert rec.calls[0][0] == (240, 240)
+    assert all(c == (0, 0, 0, 0) for c in rec.calls[0][1].values())
+    rec.calls.clear()
+    _chunked(X, rec, 4, FACTORS, (120, 120), (120, 120))
+    shape, crop = rec.calls[0]  # the top-left block: halo on its bottom and right sides only
+    assert shape == (120 + h, 120 + h)
+    assert all(c[0] == c[2] == 0 and c[1] > 0 and c[3] > 0 for c in crop.values())

@@ -144,26 +144,27 @@ def test_s2sr_v1_tiling_does_not_change_the_result():
 
 
 @pytest.mark.parametrize("crop,name", [(0, "s2sr-v1"), (30, "s2sr-v1"), (30, "s2sr-v2"),
-                                       ({1: 54, 2: 48, 6: 30}, "s2sr-v2")])
+                                       ({1: 54, 2: 48, 6: 30}, "s2sr-v2"),
+                                       ({1: (0, 54, 6, 0), 2: (0, 48, 6, 0), 6: (0, 30, 6, 0)}, "s2sr-v2")])
 def test_s2sr_region_inference_equals_whole_forward(crop, name):
-    """Each band group runs on its own window; wherever a pixel is its group's reach inside the block, the result
-    is the whole-array forward's (the per-group reach is not too small). With a crop per native factor, the
-    result is cropped by the smallest and group f matches on its own region (crop c_f)."""
+    """Each band group runs on its own window; on its whole region the result is the whole-array forward's (the
+    per-group reach is not too small, and a window that reaches an edge of the array stops there, as the whole
+    forward does). With a crop per native factor (and per side), the result is cropped by the smallest per side
+    and group f matches on its own region (crop c_f)."""
     from s2sr_cloud.model import nets
 
     x, f = sample_grid_stack(S2)
     n, s = 180, 2
     xt = torch.from_numpy(np.ascontiguousarray(x[..., :n, :n]))
     net = build_model(name)
-    reach = nets.s2srnet_group_reach(net)
     crops = nets.group_crops(crop)
-    c0 = min(crops.values())
+    c0 = tuple(min(c[i] for c in crops.values()) for i in range(4))
     with torch.inference_mode():
-        whole = net(xt, s, 1)[..., c0 * s:(n - c0) * s, c0 * s:(n - c0) * s]
+        whole = net(xt, s, 1)[..., c0[0] * s:(n - c0[1]) * s, c0[2] * s:(n - c0[3]) * s]
         part = nets.s2srnet_forward_region(net, xt, s, crop, 1, band_batch=5)
     assert part.shape == whole.shape
     for c, fac in enumerate(f):
-        m = (crops[fac] - c0 + max(0, reach[fac] - crops[fac])) * s
-        a, b = whole[0, c, m:whole.shape[-2] - m, m:whole.shape[-1] - m], part[0, c, m:part.shape[-2] - m,
-                                                                               m:part.shape[-1] - m]
+        m = [(crops[fac][i] - c0[i]) * s for i in range(4)]
+        a = whole[0, c, m[0]:whole.shape[-2] - m[1], m[2]:whole.shape[-1] - m[3]]
+        b = part[0, c, m[0]:part.shape[-2] - m[1], m[2]:part.shape[-1] - m[3]]
         assert (a - b).abs().max() <= 1e-5, (c, fac)

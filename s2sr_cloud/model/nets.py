@@ -11,7 +11,7 @@ from torch import nn
 
 from ..bands import ALL_BANDS, BY_RESOLUTION, FACTORS_10M
 from ..ops.resample import RELAX, SMOOTH_ITERS
-from ..ops.tops import contract_nonneg
+from ..ops.tops import Sides, contract_nonneg, crop_sides, sides
 
 
 class ResidualSR(nn.Module):
@@ -323,76 +323,87 @@ def s2srnet_group_reach(net: "S2SRNet") -> dict[int, int]:
     return {1: rs, 2: r20, 6: r60}
 
 
-def group_crops(crop: int | dict[int, int], factors: tuple[int, ...] = (1, 2, 6)) -> dict[int, int]:
-    """Grid pixels cropped from each side of the block, per native factor present: an int crops all alike."""
-    return {int(f): (crop if isinstance(crop, int) else int(crop[int(f)])) for f in set(factors)}
+def group_crops(crop: "int | Sides | dict[int, int | Sides]", factors: tuple[int, ...] = (1, 2, 6)
+                ) -> dict[int, Sides]:
+    """Grid pixels cropped from each side (top, bottom, left, right) of the block, per native factor present: an
+    int or a 4-tuple crops all groups alike; a dict gives each factor an int or a 4-tuple."""
+    one = not isinstance(crop, dict)
+    return {int(f): sides(crop if one else crop[int(f)]) for f in set(factors)}  # type: ignore[index, arg-type]
 
 
-def s2srnet_windows(net: "S2SRNet", crop: int | dict[int, int]) -> dict[str, int]:
-    """Where each network of ``s2srnet_forward_region`` starts (grid pixels from the block edge): ``sr<f>`` the
-    band SR of the native-f group, ``sharpen20`` the 20 m sharpening, ``lr60`` the 60 m consistent bicubic. A
-    window runs from its start to the same distance from the far edge. The benchmark counts the pixels the
-    networks see from these."""
+def s2srnet_windows(net: "S2SRNet", crop: "int | Sides | dict[int, int | Sides]") -> dict[str, Sides]:
+    """Where each network of ``s2srnet_forward_region`` starts on each side (grid pixels from the block edge,
+    top, bottom, left, right): ``sr<f>`` the band SR of the native-f group, ``sharpen20`` the 20 m sharpening,
+    ``lr60`` the 60 m consistent bicubic. The benchmark counts the pixels the networks see from these."""
     crops = group_crops(crop)
     rs = net.sr.reach()
+
+    def start(c: Sides, margin: int, align: int) -> Sides:
+        return tuple(_start(v, margin, align) for v in c)  # type: ignore[return-value]
+
     # the band SR is shift-equivariant per 10 m pixel: its windows need no alignment; the 20 m sharpening starts on
     # the 20 m grid, the 60 m path on the 60 m grid (their footprint means)
-    w = {f"sr{f}": _start(crops[f], rs, 1) for f in (1, 2, 6)}
-    w["sharpen20"] = _start(w["sr2"], project_reach(2) + net.sharpen20.reach(), 2)
+    w = {f"sr{f}": start(crops[f], rs, 1) for f in (1, 2, 6)}
+    w["sharpen20"] = start(w["sr2"], project_reach(2) + net.sharpen20.reach(), 2)
     if not net.learn60:
-        w["lr60"] = _start(w["sr6"], project_reach(6) + 12, 6)
+        w["lr60"] = start(w["sr6"], project_reach(6) + 12, 6)
     return w
 
 
-def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int, crop: int | dict[int, int] = 0,
-                           ensemble: int | None = None, band_batch: int = 12) -> torch.Tensor:
+def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int,
+                           crop: "int | Sides | dict[int, int | Sides]" = 0, ensemble: int | None = None,
+                           band_batch: int = 12) -> torch.Tensor:
     """``net(x, scale, ensemble)`` cropped by ``crop`` grid pixels on each side, computed per band group on the
     window that group needs: band b of the result equals the whole-array forward wherever the pixel lies at least
-    ``s2srnet_group_reach(net)[factor of b]`` grid pixels inside ``x``. ``band_batch`` bands go through the band
-    SR network at once (memory vs. batching). x: (N, 12, H, W) filled reflectance, H, W multiples of 6.
+    ``s2srnet_group_reach(net)[factor of b]`` grid pixels inside ``x`` (or next to an edge of ``x`` that is the
+    edge of the whole array: a window reaching it stops there). ``band_batch`` bands go through the band SR
+    network at once (memory vs. batching). x: (N, 12, H, W) filled reflectance, H, W multiples of 6.
 
-    ``crop`` may differ per native factor ({1: c1, 2: c2, 6: c6}): the result is then cropped by the smallest,
-    and group f is computed only on its own region (crop c_f); the ring between is left unset (uninitialised)
-    for the caller, which reads group f no further out than c_f. This is how the chunk function keeps each
-    group's network window to what that group's consistency layer reads (the 60 m layer reads 6x further)."""
+    ``crop``: an int, a (top, bottom, left, right) tuple, or one of either per native factor ({1: c1, 2: c2, 6:
+    c6}): the result is then cropped by the smallest per side, and group f is computed only on its own region
+    (crop c_f); the ring between is left unset (uninitialised) for the caller, which reads group f no further out
+    than c_f. This is how the chunk function keeps each group's network window to what that group's consistency
+    layer reads (the 60 m layer reads 6x further)."""
     crops = group_crops(crop)
-    c0 = min(crops.values())
+    c0 = tuple(min(c[i] for c in crops.values()) for i in range(4))
     n, c, h, w = x.shape
-    oh, ow = (h - 2 * c0) * scale, (w - 2 * c0) * scale
+    oh, ow = (h - c0[0] - c0[1]) * scale, (w - c0[2] - c0[3]) * scale
     out = x.new_empty(n, c, oh, ow)
     win = s2srnet_windows(net, crops)
 
-    def band_sr(sharp: torch.Tensor, a: int, f: int, idx: list[int]) -> None:
-        """sharp: (N, len(idx), h - 2a, w - 2a), the bands' sharpened input on the window starting at a."""
+    def minus(p: Sides, q: Sides) -> Sides:
+        return tuple(u - v for u, v in zip(p, q, strict=True))  # type: ignore[return-value]
+
+    def band_sr(sharp: torch.Tensor, a: Sides, f: int, idx: list[int]) -> None:
+        """sharp: the bands' sharpened input on the window a (per side)."""
         hh, ww = sharp.shape[-2:]
         cf = crops[f]
-        off, at = (cf - a) * scale, (cf - c0) * scale
-        gh, gw = (h - 2 * cf) * scale, (w - 2 * cf) * scale
+        off, at = minus(cf, a), minus(cf, c0)  # group f's region within the window, within the result
+        gh, gw = (h - cf[0] - cf[1]) * scale, (w - cf[2] - cf[3]) * scale
         for i in range(0, len(idx), band_batch):
             part = sharp[:, i:i + band_batch]
             nb = part.shape[1]
             y = net.super_resolve(part.reshape(n * nb, 1, hh, ww), scale, ensemble).reshape(n, nb, hh * scale,
                                                                                                ww * scale)
-            out[:, idx[i:i + nb], at:at + gh, at:at + gw] = y[..., off:off + gh, off:off + gw]
+            out[:, idx[i:i + nb], at[0] * scale:at[0] * scale + gh, at[2] * scale:at[2] * scale + gw] = \
+                y[..., off[0] * scale:off[0] * scale + gh, off[2] * scale:off[2] * scale + gw]
 
     a = win["sr1"]
-    band_sr(x[:, I10, a:h - a, a:w - a], a, 1, I10)
+    band_sr(crop_sides(x[:, I10], a), a, 1, I10)
 
     a20, b = win["sr2"], win["sharpen20"]
-    xs = x[:, :, b:h - b, b:w - b]
+    xs = crop_sides(x, b)
     lr20 = block_mean_t(xs[:, I20], 2)
     s20 = project_t(net.sharpen20_ens(xs[:, I10], lr20, ensemble), lr20, 2)
-    d = a20 - b
-    band_sr(s20[..., d:s20.shape[-2] - d, d:s20.shape[-1] - d], a20, 2, I20)
+    band_sr(crop_sides(s20, minus(a20, b)), a20, 2, I20)
 
     a60 = win["sr6"]
     if net.learn60:
         s60_all = net.sharpen(x, ensemble)[:, I60]
-        band_sr(s60_all[..., a60:h - a60, a60:w - a60], a60, 6, I60)
+        band_sr(crop_sides(s60_all, a60), a60, 6, I60)
     else:
         b = win["lr60"]
-        lr60 = block_mean_t(x[:, I60, b:h - b, b:w - b], 6)
+        lr60 = block_mean_t(crop_sides(x[:, I60], b), 6)
         s60 = project_t(bicubic_t(lr60, 6), lr60, 6)
-        d = a60 - b
-        band_sr(s60[..., d:s60.shape[-2] - d, d:s60.shape[-1] - d], a60, 6, I60)
+        band_sr(crop_sides(s60, minus(a60, b)), a60, 6, I60)
     return out

@@ -19,7 +19,9 @@ from ..ops import tops
 from ..ops.block import smooth_upsample
 from ..ops.resample import fill_nan
 
-Crop: TypeAlias = "int | dict[int, int]"  # grid pixels cropped per side: one for all bands, or per native factor
+# grid pixels cropped from each side: one for all sides, or (top, bottom, left, right); for all bands, or per native
+# factor
+Crop: TypeAlias = "int | tops.Sides | dict[int, int | tops.Sides]"
 
 
 @dataclass(frozen=True)
@@ -55,18 +57,19 @@ class BicubicPredictor:
 
         t, c, h, w = x.shape
         crops = group_crops(crop, factors)
-        c0 = min(crops.values())
-        out = x.new_empty(t, c, (h - 2 * c0) * scale, (w - 2 * c0) * scale, dtype=torch.float64)
+        c0 = tuple(min(v[i] for v in crops.values()) for i in range(4))
+        out = x.new_empty(t, c, (h - c0[0] - c0[1]) * scale, (w - c0[2] - c0[3]) * scale, dtype=torch.float64)
         for f, idx in groups(factors).items():
             cf = crops[f]
             r = (2 + self.fill_iters) * f
-            a = max(0, cf - r)
-            a -= a % f
-            nat = tops.block_mean(x[:, idx, a:h - a, a:w - a].double(), f)
+            a = tuple(max(0, v - r) // f * f for v in cf)  # the native grid of f, with the upsampling's context
+            nat = tops.block_mean(tops.crop_sides(x[:, idx], a).double(), f)
             filled, _ = tops.fill_nan(nat, self.fill_iters)
-            off, at = (cf - a) * scale, (cf - c0) * scale
-            gh, gw = (h - 2 * cf) * scale, (w - 2 * cf) * scale
-            out[:, idx, at:at + gh, at:at + gw] = tops.bicubic(filled, f * scale)[..., off:off + gh, off:off + gw]
+            up = tops.bicubic(filled, f * scale)
+            oy, ox = (cf[0] - a[0]) * scale, (cf[2] - a[2]) * scale
+            ay, ax = (cf[0] - c0[0]) * scale, (cf[2] - c0[2]) * scale
+            gh, gw = (h - cf[0] - cf[1]) * scale, (w - cf[2] - cf[3]) * scale
+            out[:, idx, ay:ay + gh, ax:ax + gw] = up[..., oy:oy + gh, ox:ox + gw]
         return out
 
 
@@ -206,12 +209,10 @@ class TorchPredictor:
         net = cached_model(self.name, dev)
         t, c, h, w = x.shape
         crops = nets.group_crops(crop, factors)
-        if not isinstance(net, nets.S2SRNet):
-            crop = min(crops.values())
+        c0 = tuple(min(v[i] for v in crops.values()) for i in range(4))  # other networks compute everything
         if self.tile and max(h, w) > self.tile:  # memory forces a second tiling (not with the default chunks)
             y = torch.from_numpy(self.predict(x.cpu().numpy(), factors, scale)).to(dev)
-            crop = min(crops.values())
-            return y[..., crop * scale:(h - crop) * scale, crop * scale:(w - crop) * scale]
+            return tops.crop_sides(y, c0, scale)
         filled, _ = tops.fill_nan(x, 2)
         amp = (torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast and dev.type == "cuda"
                else contextlib.nullcontext())
@@ -221,8 +222,7 @@ class TorchPredictor:
                 y = nets.s2srnet_forward_region(net, filled, scale, crops, self.ensemble, band_batch)
             else:
                 ens = self.ensemble if self.supports_ensemble else None
-                y = net(filled, scale) if ens is None else net(filled, scale, ens)
-                y = y[..., crop * scale:(h - crop) * scale, crop * scale:(w - crop) * scale]
+                y = tops.crop_sides(net(filled, scale) if ens is None else net(filled, scale, ens), c0, scale)
         return y.float()
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:

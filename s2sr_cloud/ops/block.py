@@ -33,9 +33,10 @@ class Predictor(Protocol):
     ``factors[c]`` grid pixels make one native pixel of band c. ``reach`` gives, per band, the grid pixels of
     context the predictor needs around a pixel (the pipeline's halo covers it plus the consistency layer's).
     ``predict_t`` runs on a torch tensor on ``torch_device()`` and returns the prediction for the block cropped by
-    ``crop`` grid pixels on each side (an int, or one per native factor: the result is then cropped by the
-    smallest and group f need only be computed on its own region); ``predict`` is the numpy convenience for whole
-    arrays.
+    ``crop`` grid pixels on each side (an int or a (top, bottom, left, right) tuple, or one per native factor:
+    the result is then cropped by the smallest and group f need only be computed on its own region); a side the
+    predictor is asked to keep whole (crop 0) is the edge of the whole array, where the prediction is what the
+    predictor gives at an array edge. ``predict`` is the numpy convenience for whole arrays.
 
     ``is_reference``: the prediction IS the consistent bicubic reference the detail layer measures from (the
     detail layer is then zero). ``loads_model``: a network each worker process loads once (the pipeline loads it
@@ -50,8 +51,8 @@ class Predictor(Protocol):
 
     def torch_device(self) -> torch.device: ...
 
-    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crop: int | dict[int, int] = 0
-                  ) -> torch.Tensor: ...
+    def predict_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int,
+                  crop: int | tops.Sides | dict[int, int | tops.Sides] = 0) -> torch.Tensor: ...
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray: ...
 
@@ -153,12 +154,6 @@ def to_host(t: torch.Tensor) -> np.ndarray:
     return host.numpy()
 
 
-def _pad_symmetric(x: torch.Tensor, p: int) -> torch.Tensor:
-    """numpy's mode="symmetric" (edge pixel repeated) on the last two axes; p <= the axis lengths."""
-    x = torch.cat([x[..., :p, :].flip(-2), x, x[..., -p:, :].flip(-2)], -2)
-    return torch.cat([x[..., :p].flip(-1), x, x[..., -p:].flip(-1)], -1)
-
-
 def _crop(a: torch.Tensor, m: int) -> torch.Tensor:
     return a if m == 0 else a[..., m:a.shape[-2] - m, m:a.shape[-1] - m]
 
@@ -196,24 +191,37 @@ def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
     return out
 
 
-def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """The chunk function on the device: x (T, C, H, W) float32 with ``spec.halo`` context on each side ->
-    (y (T, C[+1], (H-2h)s, (W-2h)s) float32, sums (T, 3, C+1, NSUM) float64). The third comparison is the
-    point comparison of the consistent bicubic reference (the detail layer's), when ``spec.detail``."""
-    s, h, si, fi = spec.scale, spec.halo, spec.smooth_iters, spec.fill_iters
-    least = max(input_reach(f, fi, si, spec.detail) for f in spec.factors)
-    if h < least:  # too little context for the consistency layer: mirror the block (results near edges inexact)
-        x = _pad_symmetric(x, least - h)
-        h = least
-    t, c, hh, ww = x.shape
-    ch, cw = hh - 2 * h, ww - 2 * h
+def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: tops.Sides | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chunk function on the device: x (T, C, H, W) float32 with ``pads`` (top, bottom, left, right; default
+    ``spec.halo`` on each) grid pixels of context -> (y (T, C[+1], core * s) float32, sums (T, 3, C+1, NSUM)
+    float64). The third comparison is the point comparison of the consistent bicubic reference (the detail
+    layer's), when ``spec.detail``.
+
+    A side with no context (0) is the edge of the whole area: the network runs up to it, no further (no mirrored
+    halo for it to compute), and the consistency and detail layers read their margin beyond it from the mirror
+    image of the prediction and of the input. Every chunking of an area has the same edges, so the result stays
+    chunk invariant; and a one-chunk area costs the network what the bare forward on the area costs."""
+    s, si, fi = spec.scale, spec.smooth_iters, spec.fill_iters
+    pads = tops.sides(spec.halo if pads is None else pads)
+    # the consistency layer's context: at least its own reach (a halo smaller than that is mirrored, inexact near
+    # chunk edges: only for hand-made specs)
+    h = max(spec.halo, max(input_reach(f, fi, si, spec.detail) for f in spec.factors))
+    inner = tuple(h - p if p else 0 for p in pads)  # inner sides short of h: mirrored (before the network)
+    outer = tuple(0 if p else h for p in pads)  # area edges: mirrored after the network
+    x = tops.pad_sides(x, inner)
+    t, c = x.shape[:2]
+    ch, cw = x.shape[-2] - sum(h - o for o in outer[:2]), x.shape[-1] - sum(h - o for o in outer[2:])
     dev = x.device
     pr = {f: post_reach(f, si) for f in set(spec.factors)}
-    margin = max(pr.values())
     with torch.inference_mode():
         with _Timer("network", dev):
-            # core +- margin; group f is computed only on core +- pr[f] (what its consistency layer reads)
-            pred = predictor.predict_t(x, spec.factors, s, {f: h - r for f, r in pr.items()})
+            # core +- margin; group f is computed only on core +- pr[f] (what its consistency layer reads), and
+            # only up to an area edge
+            crops = {f: tuple(0 if o else h - r for o in outer) for f, r in pr.items()}
+            pred = predictor.predict_t(x, spec.factors, s, crops)
+            pred_crop = tuple(min(v[i] for v in crops.values()) for i in range(4))
+        x = tops.pad_sides(x, outer)  # now h pixels of context on every side
         with _Timer("consistency", dev):
             y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s), dtype=torch.float32, device=dev)
             native = {}
@@ -223,9 +231,12 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec) -> tuple[tor
                 filled, mask = _native_group(_crop(x[:, idx], h - input_reach(f, fi, si, spec.detail)), f, spec)
                 native[f] = filled
                 filled, mask = _crop(filled, e), _crop(mask, e)
+                # group f's prediction within the canvas; mirrored by its margin beyond the area edges
+                at = tuple(crops[f][i] - pred_crop[i] for i in range(4))
+                mirror = tuple(pr[f] * s if o else 0 for o in outer)
                 for i in range(0, len(idx), nb):
                     sl, ix = slice(i, i + nb), idx[i:i + nb]
-                    yg = _crop(pred[:, ix], (margin - pr[f]) * s)
+                    yg = tops.pad_sides(tops.crop_sides(pred[:, ix], at, s), mirror)
                     y[:, ix] = _consistent_group(yg, filled[:, sl], mask[:, sl], f * s, spec, spec.quantum).float()
             del pred
         if spec.detail:
@@ -313,43 +324,50 @@ def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], sca
     return out
 
 
-def super_resolve_block_sums(block: np.ndarray, predictor: Predictor, spec: BlockSpec
-                             ) -> tuple[np.ndarray, np.ndarray]:
-    """numpy in, numpy out: (T, C, H, W) with ``spec.halo`` context -> (y float32, statistics sums float64).
+def super_resolve_block_sums(block: np.ndarray, predictor: Predictor, spec: BlockSpec,
+                             pads: tops.Sides | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """numpy in, numpy out: (T, C, H, W) with ``pads`` (top, bottom, left, right; default ``spec.halo`` on each)
+    grid pixels of context -> (y float32, statistics sums float64). A side with 0 is an edge of the whole area
+    (``block_t``).
 
-    A block whose core (the part inside the halo) holds no valid input pixel in any band is not sent to the
+    A block whose core (the part inside the context) holds no valid input pixel in any band is not sent to the
     predictor: its output is NaN (what the chunk function gives there anyway: NaN stays in its own footprint)
     and its sums count only the invalid pixels (``n`` = 0 marks it empty)."""
-    if is_empty(block, spec):
-        return empty_result(block, spec)
+    if is_empty(block, spec, pads):
+        return empty_result(block, spec, pads)
     dev = predictor.torch_device()
     with _Timer("to_device", dev):
         x = to_device(block, dev)
-    y, sums = block_t(x, predictor, spec)
+    y, sums = block_t(x, predictor, spec, pads)
     with _Timer("to_host", dev):
         return to_host(y), to_host(sums)
 
 
-def is_empty(block: np.ndarray, spec: BlockSpec) -> bool:
+def _core(block: np.ndarray, spec: BlockSpec, pads: tops.Sides | None) -> np.ndarray:
+    t, b, l, r = tops.sides(spec.halo if pads is None else pads)
+    return block[..., t:block.shape[-2] - b, l:block.shape[-1] - r]
+
+
+def is_empty(block: np.ndarray, spec: BlockSpec, pads: tops.Sides | None = None) -> bool:
     """No valid input pixel in the block's core (any band, any time step)."""
-    h = spec.halo
-    core = block[..., h:block.shape[-2] - h, h:block.shape[-1] - h]
-    return bool(np.isnan(core).all())
+    return bool(np.isnan(_core(block, spec, pads)).all())
 
 
-def empty_result(block: np.ndarray, spec: BlockSpec) -> tuple[np.ndarray, np.ndarray]:
+def empty_result(block: np.ndarray, spec: BlockSpec, pads: tops.Sides | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The chunk function's result for an empty block, without the predictor: all NaN, sums with n = 0."""
-    t, c, hh, ww = block.shape
-    ch, cw = hh - 2 * spec.halo, ww - 2 * spec.halo
+    t, c, ch, cw = _core(block, spec, pads).shape
     y = np.full((t, c + (1 if spec.detail else 0), ch * spec.scale, cw * spec.scale), np.nan, np.float32)
     sums = np.zeros((t, len(COMPARISONS), c + 1, NSUM))
     sums[:, :, :c, tops.NSUM] = ch * cw
     return y, sums
 
 
-def super_resolve_block(block: np.ndarray, predictor: Predictor, spec: BlockSpec) -> np.ndarray:
-    """(T, C, H, W) with ``spec.halo`` context on each side -> (T, C[+1], (H-2h)s, (W-2h)s) float32.
+def super_resolve_block(block: np.ndarray, predictor: Predictor, spec: BlockSpec,
+                        pads: tops.Sides | None = None) -> np.ndarray:
+    """(T, C, H, W) with ``pads`` grid pixels of context on each side (default ``spec.halo``) -> (T, C[+1],
+    core * s) float32. ``pads=0``: the block is the whole area (no context beyond any edge).
 
     Channel C (when ``spec.detail``) is the detail layer: RMS over bands of output minus the consistent
     smooth reference, i.e. what the model added beyond what bicubic interpolation implies."""
-    return super_resolve_block_sums(block, predictor, spec)[0]
+    return super_resolve_block_sums(block, predictor, spec, pads)[0]

@@ -79,6 +79,33 @@ def _crop(a: torch.Tensor, m: int) -> torch.Tensor:
     return a if m == 0 else a[..., m:a.shape[-2] - m, m:a.shape[-1] - m]
 
 
+Sides = tuple[int, int, int, int]  # (top, bottom, left, right) pixels of the last two axes
+
+
+def sides(m: "int | Sides") -> Sides:
+    """An int (every side alike) or a (top, bottom, left, right) tuple, as a tuple."""
+    return (m, m, m, m) if isinstance(m, int) else tuple(int(v) for v in m)  # type: ignore[return-value]
+
+
+def crop_sides(a: torch.Tensor, m: "int | Sides", scale: int = 1) -> torch.Tensor:
+    """``a`` cropped by ``m`` (per side, times ``scale``) on its last two axes."""
+    t, b, l, r = (v * scale for v in sides(m))
+    return a[..., t:a.shape[-2] - b, l:a.shape[-1] - r]
+
+
+def pad_sides(a: torch.Tensor, m: "int | Sides") -> torch.Tensor:
+    """numpy's mode="symmetric" (edge pixel repeated) by ``m`` per side on the last two axes; pads wider than the
+    axis mirror the mirrored array again (as numpy does)."""
+    t, b, l, r = sides(m)
+    while t or b or l or r:
+        h, w = a.shape[-2:]
+        pt, pb, pl, pr = min(t, h), min(b, h), min(l, w), min(r, w)
+        a = torch.cat([a[..., :pt, :].flip(-2), a, a[..., h - pb:, :].flip(-2)], -2)
+        a = torch.cat([a[..., :pl].flip(-1), a, a[..., w - pr:].flip(-1)], -1)
+        t, b, l, r = t - pt, b - pb, l - pl, r - pr
+    return a
+
+
 def _smooth_native(m: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int, relax: float) -> torch.Tensor:
     """The smooth back-projection steps on the native grid. They are linear: with m_i the footprint means after
     step i, m_{i+1} = m_i + relax * M(x - m_i), M = footprint mean of the bicubic upsampling (two small matrix

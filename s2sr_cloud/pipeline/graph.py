@@ -1,9 +1,9 @@
 """The one place that builds dask graphs: map_overlap-style super-resolution and the per-block statistics.
 
 Layout: the input is stacked to (time, band, y, x) with one chunk per (time, y-block, x-block) holding all bands.
-``overlap`` adds the halo (reflect at the array's outer edge); the SR layer is a map_blocks over the overlapped
-blocks that trims the halo itself, because the output is ``scale`` times larger than the input and dask's own
-trim would cut the wrong amount (shared NOTES.md). Only the SR layer carries the GPU resource annotation, so
+``overlap`` adds the halo (none beyond the area's outer edge: the chunk function is told which sides are edges);
+the SR layer is a map_blocks over the overlapped blocks that trims the halo itself, because the output is
+``scale`` times larger than the input and dask's own trim would cut the wrong amount (shared NOTES.md). Only the SR layer carries the GPU resource annotation, so
 reading and writing tasks stay unrestricted.
 """
 
@@ -50,14 +50,23 @@ def default_chunk(scale: int) -> int:
     return max(48, int(out_side / scale) // 6 * 6)
 
 
+def block_pads(halo: int, block_info: dict | None) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) grid pixels of context an overlapped block holds: the halo, or 0 on a side
+    that is the edge of the whole area (``overlap`` adds nothing there: the chunk function handles it)."""
+    if not block_info:
+        return (halo,) * 4
+    (_, _, iy, ix), (_, _, ny, nx) = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
+    return (halo if iy else 0, halo if iy < ny - 1 else 0, halo if ix else 0, halo if ix < nx - 1 else 0)
+
+
 def _sr_pair(block: np.ndarray, predictor: BicubicPredictor | TorchPredictor, spec: BlockSpec,
-             threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+             threads: int | None = None, block_info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One SR task: the output block and its statistics sums, (T, K * (C + 1) * NSUM, 1, 1) for the K
     comparisons. An empty block (no valid input pixel) does not reach the predictor (``ops.block``)."""
     from ..model.predictors import torch_threads
 
     torch_threads(threads)
-    y, sums = super_resolve_block_sums(block, predictor, spec)
+    y, sums = super_resolve_block_sums(block, predictor, spec, block_pads(spec.halo, block_info))
     return y, sums.reshape(sums.shape[0], -1, 1, 1)
 
 
@@ -120,9 +129,9 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     spec = BlockSpec(scale=scale, factors=factors, halo=spec_halo,
                      quantum=STORE_QUANTUM if quantize else None, detail=True)
     depth = {0: 0, 1: 0, 2: spec_halo, 3: spec_halo}
-    boundary = {0: "none", 1: "none", 2: "reflect", 3: "reflect"}
-    # the whole array is the only block along an axis shorter than the halo: pad it by reflection as well
-    padded = da.overlap.overlap(x, depth=depth, boundary=boundary)
+    # no halo beyond the area's edges: the network runs up to them, and the chunk function mirrors what its
+    # consistency layer reads there (``ops.block.block_t``)
+    padded = da.overlap.overlap(x, depth=depth, boundary="none")
     out_chunks = (x.chunks[0], (len(bands) + 1,), tuple(c * scale for c in ychunks),
                   tuple(c * scale for c in xchunks))
     if gpu:
