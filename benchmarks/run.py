@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -321,15 +322,23 @@ def halo_overhead(scale: int, n: int = 10980) -> float:
     h = required_halo(p.reach(f, scale), f)
     chunks = plan_chunks(n - n % 6, graph.default_chunk(scale), 6, h)
     fed = kept = 0.0
-    for cy in chunks:
-        for cx in chunks:
+    last = len(chunks) - 1
+    for iy, cy in enumerate(chunks):
+        for ix, cx in enumerate(chunks):
             kept += 18 * cy * cx
             if hasattr(nets, "s2srnet_windows"):  # each group on its own window (the chunk function's crops)
                 net = P._arch_instance(MODEL)
-                win = nets.s2srnet_windows(net, {ff: h - B.post_reach(ff) for ff in set(f)})
+                if "pads" in inspect.signature(B.block_t).parameters:  # no halo beyond the tile's edges
+                    pads = (h if iy else 0, h if iy < last else 0, h if ix else 0, h if ix < last else 0)
+                else:
+                    pads = (h,) * 4
+                win = nets.s2srnet_windows(net, {ff: tuple(p - B.post_reach(ff) if p else 0 for p in pads)
+                                                 for ff in set(f)})
 
-                def px(a: int) -> int:
-                    return (cy + 2 * (h - a)) * (cx + 2 * (h - a))
+                def px(a) -> int:
+                    a = (a,) * 4 if isinstance(a, int) else a
+                    return ((cy + pads[0] + pads[1] - a[0] - a[1])
+                            * (cx + pads[2] + pads[3] - a[2] - a[3]))
 
                 fed += 4 * px(win["sr1"]) + 6 * px(win["sr2"]) + 2 * px(win["sr6"]) + 6 * px(win["sharpen20"])
             elif NEW:  # the code before per-group crops: every group's band-SR window started at the same a

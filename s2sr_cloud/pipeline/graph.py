@@ -33,6 +33,7 @@ from ..ops.stats import COMPARISONS, NSUM
 # Measured on CPU with the chunk function one band at a time: 2.50 GiB peak RSS for a default x4 chunk (840 input
 # px) and 2.46 GiB at x10 (336 px), of which ~0.45 GiB is the process (benchmarks/RESULTS.md).
 BYTES_PER_OUTPUT_PX = 13 * 4 * 4
+DOWNSTREAM_PRIORITY = 1  # dask priority of the tasks that consume SR results (write.py uses it too)
 WORKER_BUDGET_GIB = 2.2  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
 
 
@@ -142,12 +143,16 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     with dask.annotate(resources={"GPU": 1}) if gpu else contextlib.nullcontext():
         pair = padded.map_blocks(_sr_pair, predictor, spec, threads, chunks=out_chunks, dtype=np.float32,
                                  meta=np.empty((0, 0, 0, 0), np.float32), name="s2sr-super-resolve")
-    y = pair.map_blocks(_first, chunks=out_chunks, dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32),
-                        name="s2sr-sr-output")
-    nsum = len(COMPARISONS) * (len(bands) + 1) * NSUM
-    sums = pair.map_blocks(_second, dtype=np.float64,
-                           chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
-                           meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
+    # what consumes an SR task's result runs before the next SR task (a higher priority): otherwise a worker
+    # went on super-resolving while finished blocks waited for their write, and memory grew with the area
+    with dask.annotate(priority=DOWNSTREAM_PRIORITY):
+        y = pair.map_blocks(_first, chunks=out_chunks, dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32),
+                            name="s2sr-sr-output")
+        nsum = len(COMPARISONS) * (len(bands) + 1) * NSUM
+        sums = pair.map_blocks(_second, dtype=np.float64,
+                               chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
+                               meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
+        layers = [y[:, i] for i in range(len(bands) + 1)]  # the slicing tasks carry the priority too
 
     res = float(abs(ds.x.values[1] - ds.x.values[0])) if nx > 1 else float(ds.attrs.get("resolution", 1))
     x0 = float(ds.x.values[0]) - res / 2
@@ -158,10 +163,10 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     coords = {"time": ds.time.values, "y": ys, "x": xs}
     out = xr.Dataset(coords=coords)
     for i, b in enumerate(bands):
-        out[b] = xr.DataArray(y[:, i], dims=("time", "y", "x"),
+        out[b] = xr.DataArray(layers[i], dims=("time", "y", "x"),
                               attrs={"long_name": f"Sentinel-2 {b} surface reflectance, super-resolved x{scale}",
                                      "units": "1", FACTOR_ATTR: factors[i]})
-    out[DETAIL] = xr.DataArray(y[:, len(bands)], dims=("time", "y", "x"), attrs={
+    out[DETAIL] = xr.DataArray(layers[len(bands)], dims=("time", "y", "x"), attrs={
         "long_name": "added detail: RMS over bands of output minus consistent bicubic upsampling",
         "units": "1"})
     if COUNT in ds:  # composite: each output pixel carries the count of its input pixel

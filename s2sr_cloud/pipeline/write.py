@@ -16,6 +16,7 @@ from dask.base import tokenize
 from ..errors import OutputError, ReadError
 from ..io import store
 from ..ops.stats import COMPARISONS, METRICS, NSUM, finalize
+from .graph import DOWNSTREAM_PRIORITY
 
 
 @dataclass
@@ -190,7 +191,8 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
         store.write_template(out, url, dtype, {**out.attrs, **(attrs or {})})
     done_all = store.done_mask(url)
     done = done_all[t_offset:t_offset + out.sizes["time"]]
-    stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
+    with dask.annotate(priority=DOWNSTREAM_PRIORITY):  # a finished block is written before the next is made
+        stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
     # one graph, not optimised per output: optimising the two separately fused the SR task into each under
     # different keys, so every chunk was super-resolved twice (once for its bands, once for its sums)
     blocks = stacked.to_delayed(optimize_graph=False)
@@ -200,9 +202,10 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     keys = [(int(t), int(i), int(j)) for t, i, j in zip(*np.nonzero(~done), strict=True)]
     opts = store.storage_options(url)  # captured here, on the client
     write = dask.delayed(_write_block, pure=True)
-    tasks = [write(url, opts, names, blocks[t, 0, i, j], sums[t, 0, i, j], t + t_offset, i, j, int(y0s[i]),
-                   int(x0s[j]), dask_key_name=f"s2sr-write-{t + t_offset}-{i}-{j}-{tokenize(url)}")
-             for t, i, j in keys]
+    with dask.annotate(priority=DOWNSTREAM_PRIORITY):
+        tasks = [write(url, opts, names, blocks[t, 0, i, j], sums[t, 0, i, j], t + t_offset, i, j, int(y0s[i]),
+                       int(x0s[j]), dask_key_name=f"s2sr-write-{t + t_offset}-{i}-{j}-{tokenize(url)}")
+                 for t, i, j in keys]
     _run_tasks(client, tasks, [(t + t_offset, i, j) for t, i, j in keys], progress, retries)
     if not store.done_mask(url).all():
         raise OutputError(f"{store.redact_url(url)}: some chunks are not written; re-run the same command to finish "
