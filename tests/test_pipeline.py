@@ -158,3 +158,39 @@ def test_cnn_output_is_seamless_through_dask(sample_ds):
     whole = super_resolve_block(x, p, BlockSpec(4, factors, h), pads=0)  # the area as one block, no outer halo
     assert np.nanmax(np.abs(got - whole[:, :12])) <= 1e-5
     assert float(out.detail.max()) > 1e-3  # the model did add detail, and the detail layer shows it
+
+
+class HeldResults(SchedulerPlugin):
+    """The most SR results (``s2sr-sr-output`` blocks) held in worker memory at once."""
+
+    def __init__(self):
+        self.held, self.most = set(), 0
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if isinstance(key, tuple) and str(key[0]).startswith("s2sr-sr-output"):
+            (self.held.add if finish == "memory" else self.held.discard)(key)
+            self.most = max(self.most, len(self.held))
+
+
+@pytest.mark.parametrize("priority", [True, False])
+def test_a_finished_block_is_written_before_the_next_is_made(sample_ds, tmp_path, monkeypatch, priority):
+    """Worker memory must not grow with the area: on one single-threaded worker, each block's output is written
+    (and released) before the next block is super-resolved. Without the priority of the consuming tasks, dask
+    ran SR tasks ahead and held several finished blocks (the control case shows the check can fail)."""
+    from s2sr_cloud.pipeline import graph, write
+
+    if not priority:
+        monkeypatch.setattr(graph, "DOWNSTREAM_PRIORITY", 0)
+        monkeypatch.setattr(write, "DOWNSTREAM_PRIORITY", 0)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        rec = HeldResults()
+        client.register_plugin(rec)
+        out = super_resolve(sample_ds, 2, BicubicPredictor(), chunk=60)
+        assert out.sizes["chunk_y"] * out.sizes["chunk_x"] == 16
+        write.write_output(out, str(tmp_path / "o.zarr"), client=client)
+        most = client.run_on_scheduler(lambda dask_scheduler: [p.most for p in dask_scheduler.plugins.values()
+                                                               if type(p).__name__ == "HeldResults"][0])
+    # one-task lookahead is inherent (a free worker starts its next ready task before the scheduler has sent the
+    # finished block's consumers), so two at most; without the priority four were held
+    assert (most <= 2) if priority else (most >= 3)
