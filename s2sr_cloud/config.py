@@ -357,3 +357,21 @@ def load_config(path: str | None, overrides: dict[str, Any], environ: dict[str, 
     if "out" not in data:
         raise ConfigError("no output given: pass --out PATH or s3://bucket/prefix.zarr")
     return JobConfig(**data)
+
+
+def env_number(name: str, default: float, kind: type = float) -> Any:
+    """A positive number from the environment variable ``name`` (``default`` when unset), as ``kind``; anything
+    else is a ConfigError that names the variable."""
+    import os
+
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return kind(default)
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        raise ConfigError(f"{name}={raw!r}: give a positive {'whole ' if kind is int else ''}number, or unset it "
+                          f"(default {default})")
+    return value

@@ -14,9 +14,10 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 import torch
 
+from ..config import env_number
 from ..errors import ConfigError, ModelError
 from ..ops import tops
-from ..ops.block import smooth_upsample
+from ..ops.block import groups, smooth_upsample
 from ..ops.resample import fill_nan
 
 # grid pixels cropped from each side: one for all sides, or (top, bottom, left, right); for all bands, or per native
@@ -71,14 +72,6 @@ class BicubicPredictor:
             gh, gw = (h - cf[0] - cf[1]) * scale, (w - cf[2] - cf[3]) * scale
             out[:, idx, ay:ay + gh, ax:ax + gw] = up[..., oy:oy + gh, ox:ox + gw]
         return out
-
-
-def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
-    """Band indices by native factor."""
-    out: dict[int, list[int]] = {}
-    for i, f in enumerate(factors):
-        out.setdefault(int(f), []).append(i)
-    return out
 
 
 def exact_float32() -> None:
@@ -292,6 +285,6 @@ def torch_threads(n: int | None = None) -> None:
     choice when there are fewer chunks than worker threads, capped at this machine's cores), else
     ``S2SR_TORCH_THREADS`` (default 1)."""
     _THREADS[0] = n
-    n = min(n, os.cpu_count() or 1) if n else int(os.environ.get("S2SR_TORCH_THREADS", "1"))
+    n = min(n, os.cpu_count() or 1) if n else env_number("S2SR_TORCH_THREADS", 1, int)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

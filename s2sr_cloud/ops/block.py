@@ -185,6 +185,7 @@ def _consistent_group(y: torch.Tensor, filled: torch.Tensor, mask: torch.Tensor,
 
 
 def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
+    """Band indices by native factor."""
     out: dict[int, list[int]] = {}
     for i, f in enumerate(factors):
         out.setdefault(int(f), []).append(i)

@@ -24,6 +24,7 @@ from ..io.load import COUNT
 from ..io.store import DETAIL, DONE, STORE_QUANTUM, SUMS
 from ..model.predictors import BicubicPredictor, TorchPredictor
 from ..ops.block import BlockSpec, super_resolve_block_sums
+from ..config import env_number
 from ..errors import ConfigError
 from ..ops.halo import ChunkError, plan_chunks, required_halo
 from ..ops.stats import COMPARISONS, NSUM
@@ -41,7 +42,7 @@ def worker_budget_bytes() -> int:
     """``S2SR_CHUNK_MEMORY_GIB`` (default 2.2): the memory one chunk's data may take on a worker. The default
     keeps a worker's peak under 3 GiB and makes the default x4 chunk (840 input px) large enough that the halo
     costs <= 1.25x the network pixels (benchmarks/run.py's halo_overhead_x4)."""
-    return int(float(os.environ.get("S2SR_CHUNK_MEMORY_GIB", WORKER_BUDGET_GIB)) * 2**30)
+    return int(env_number("S2SR_CHUNK_MEMORY_GIB", WORKER_BUDGET_GIB, float) * 2**30)
 
 
 def default_chunk(scale: int) -> int:
