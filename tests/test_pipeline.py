@@ -174,9 +174,9 @@ class HeldResults(SchedulerPlugin):
 
 @pytest.mark.parametrize("priority", [True, False])
 def test_a_finished_block_is_written_before_the_next_is_made(sample_ds, tmp_path, monkeypatch, priority):
-    """Worker memory must not grow with the area: on one single-threaded worker, each block's output is written
-    (and released) before the next block is super-resolved. Without the priority of the consuming tasks, dask
-    ran SR tasks ahead and held several finished blocks (the control case shows the check can fail)."""
+    """Worker memory must not grow with the area: on one single-threaded worker, finished blocks are written (and
+    released) as they come, not after more SR tasks. Without the priority of the consuming tasks, dask ran SR tasks
+    ahead and held more finished blocks (the control case shows the check can fail)."""
     from s2sr_cloud.pipeline import graph, write
 
     if not priority:
