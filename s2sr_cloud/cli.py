@@ -91,11 +91,12 @@ NOT_JOB_FIELDS = ("config", "command", "no_progress", "verbose", "dry_run", "rep
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
+
+    fields = {k: v for k, v in vars(args).items() if k not in NOT_JOB_FIELDS}
+    cfg = load_config(args.config, fields)  # before the heavy imports below: a bad flag is refused at once
     from .pipeline.plan import describe_plan, plan_job
     from .pipeline.run import execute, summary
 
-    fields = {k: v for k, v in vars(args).items() if k not in NOT_JOB_FIELDS}
-    cfg = load_config(args.config, fields)
     plan = plan_job(cfg)
     if args.dry_run:
         print(describe_plan(plan))
