@@ -15,6 +15,7 @@ import pytest
 import zarr
 
 from s2sr_cloud.catalog.server import SAMPLE_DIR, sample_items, serve_items
+from s2sr_cloud.cli import main
 from s2sr_cloud.config import JobConfig
 from s2sr_cloud.errors import OutputError
 from s2sr_cloud.io.store import open_output
@@ -30,12 +31,11 @@ JOB = ["--bands", ",".join(BANDS), "--chunk", "66", "--scale", "4", "--no-progre
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The fault-free output of the job every fault test runs."""
+def reference(tmp_path_factory, dask_cluster):
+    """The fault-free output of the job every fault test runs (the CLI, in this process, on the shared cluster: a
+    process of its own would only add interpreter and LocalCluster start-ups)."""
     out = tmp_path_factory.mktemp("ref") / "ref.zarr"
-    r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(out), *JOB],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    assert main(["run", "--out", str(out), *JOB, "--scheduler", dask_cluster.scheduler.address]) == 0
     return open_output(str(out)).load()
 
 
@@ -53,7 +53,7 @@ def _done(path):
 
 
 @pytest.mark.slow
-def test_killed_job_resumes_and_recomputes_only_missing_chunks(tmp_path, reference):
+def test_killed_job_resumes_and_recomputes_only_missing_chunks(tmp_path, reference, scheduler, capsys, monkeypatch):
     out = tmp_path / "o.zarr"
     env = dict(os.environ, S2SR_LOCK_TTL="2")
     proc = subprocess.Popen([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(out), *JOB],
@@ -73,11 +73,14 @@ def test_killed_job_resumes_and_recomputes_only_missing_chunks(tmp_path, referen
     with pytest.raises(OutputError, match="incomplete"):
         open_output(str(out))
     time.sleep(2.5)  # the killed run's lease expires
-    r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(out), *JOB],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr
+    # the resume: the real CLI again, in this process on the shared cluster (the killed one was a process of its own)
+    monkeypatch.setenv("S2SR_LOCK_TTL", "2")
+    capsys.readouterr()
+    rc = main(["run", "--out", str(out), *JOB, "--scheduler", scheduler])
+    stdout, stderr = capsys.readouterr()
+    assert rc == 0, stderr
     total = d.size
-    assert f"{total - done_before} computed, {done_before} already done, {total} in all" in r.stdout
+    assert f"{total - done_before} computed, {done_before} already done, {total} in all" in stdout
     _same(open_output(str(out)), reference)
 
 

@@ -23,13 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
+def store(tmp_path_factory, dask_cluster) -> Path:
     if os.environ.get("S2SR_REPORT_STORE"):
         return Path(os.environ["S2SR_REPORT_STORE"])
     out = tmp_path_factory.mktemp("report") / "run.zarr"
-    r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(out), "--model", "bicubic",
-                        "--no-progress"], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
+    # the CLI in this process, on the shared cluster (`s2sr report` below runs as a process of its own)
+    from s2sr_cloud.cli import main
+
+    assert main(["run", "--out", str(out), "--model", "bicubic", "--no-progress", "--scheduler",
+                 dask_cluster.scheduler.address]) == 0
     return out
 
 

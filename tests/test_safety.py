@@ -115,12 +115,15 @@ def test_overwrite_keeps_the_old_store_until_the_new_one_is_complete(tmp_path, c
 
 
 @pytest.mark.slow
-def test_sigterm_during_overwrite_leaves_the_previous_store_complete(tmp_path):
+def test_sigterm_during_overwrite_leaves_the_previous_store_complete(tmp_path, capsys, scheduler):
     out = tmp_path / "o.zarr"
-    job = [sys.executable, "-m", "s2sr_cloud.cli", "run", *QUICK, "--out", str(out), "--chunk", "60"]
-    assert subprocess.run(job, capture_output=True, timeout=300).returncode == 0
+    job = [*QUICK, "--out", str(out), "--chunk", "60"]
+    # the previous store: the CLI in this process on the shared cluster; the run stopped by SIGTERM: a process
+    rc, _, err = s2sr(capsys, *job, "--scheduler", scheduler)
+    assert rc == 0, err
     before = _tree(out)
-    proc = subprocess.Popen([*job, "--scale", "2", "--overwrite"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "s2sr_cloud.cli", "run", *job, "--scale", "2", "--overwrite"],
+                            stderr=subprocess.PIPE, text=True)
     staging = Path(str(out) + ".s2sr-new")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

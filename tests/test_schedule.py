@@ -134,15 +134,17 @@ def test_three_month_schedule_dated_stores_and_a_rolling_store(catalog, tmp_path
 
 
 @pytest.mark.slow
-def test_killed_incremental_run_resumes(catalog, tmp_path):
+def test_killed_incremental_run_resumes(catalog, tmp_path, capsys, scheduler):
     out = tmp_path / "rolling.zarr"
-    job = [sys.executable, "-m", "s2sr_cloud.cli", "run", "--model", "bicubic", "--bands", "B02,B03,B04",
-           "--no-progress", "--chunk", "60", "--catalog", catalog, "--datetime", "P45D/..", "--append-time",
-           "--out", str(out)]
-    assert subprocess.run([*job, "--now", "2024-05-01"], capture_output=True, timeout=300).returncode == 0
+    job = ["--model", "bicubic", "--bands", "B02,B03,B04", "--no-progress", "--chunk", "60", "--catalog", catalog,
+           "--datetime", "P45D/..", "--append-time", "--out", str(out)]
+    # the first date and the resume: the CLI in this process on the shared cluster; the killed run: a process of
+    # its own, with its own LocalCluster, killed with its workers
+    rc, _, err = run(capsys, *job, "--now", "2024-05-01", "--scheduler", scheduler)
+    assert rc == 0, err
     first = {str(p): p.read_bytes() for p in out.glob("B0*/c/0/*/*")}
-    proc = subprocess.Popen([*job, "--now", "2024-06-01"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "s2sr_cloud.cli", "run", *job, "--now", "2024-06-01"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 180
     done = None
     while time.monotonic() < deadline:
@@ -160,11 +162,11 @@ def test_killed_incremental_run_resumes(catalog, tmp_path):
     after_kill = int(np.asarray(zarr.open_group(str(out), mode="r")["chunk_done"][...])[1].sum())
     assert after_kill < 16
     assert xr.open_zarr(str(out), consolidated=False).attrs["s2sr_status"] == "incomplete"
-    r = subprocess.run([*job, "--now", "2024-06-01"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    rc, text, err = run(capsys, *job, "--now", "2024-06-01", "--scheduler", scheduler)
+    assert rc == 0, err
     d = np.asarray(zarr.open_group(str(out), mode="r")["chunk_done"][...])
     assert d.all() and d.shape == (2, 4, 4)
-    assert f"chunks:   {16 - after_kill} computed, {16 + after_kill} already done, 32 in all" in r.stdout
+    assert f"chunks:   {16 - after_kill} computed, {16 + after_kill} already done, 32 in all" in text
     assert all(Path(p).read_bytes() == b for p, b in first.items())
     ds = xr.open_zarr(str(out), consolidated=False)
     assert "append_pending" not in ds.attrs and ds.attrs["s2sr_status"] == "complete"

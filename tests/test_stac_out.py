@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +49,16 @@ def _validate(doc: dict, uri: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A real run of the embedded scene (bicubic: fast); the CLI writes the store and its STAC."""
+def run(tmp_path_factory, dask_cluster) -> Path:
+    """A real run of the embedded scene (bicubic: fast); the CLI (in this process, on the shared cluster) writes the
+    store and its STAC."""
+    from s2sr_cloud.cli import main
+
     root = tmp_path_factory.mktemp("stac")
-    r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "run", "--out", str(root / "demo.zarr"),
-                        "--model", "bicubic", "--scale", "2", "--no-progress"],
-                       capture_output=True, text=True, timeout=600, cwd=root)
-    assert r.returncode == 0, r.stderr
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        assert main(["run", "--out", str(root / "demo.zarr"), "--model", "bicubic", "--scale", "2", "--no-progress",
+                     "--scheduler", dask_cluster.scheduler.address]) == 0
     return root
 
 
