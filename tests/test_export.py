@@ -14,10 +14,10 @@ from s2sr_cloud.cli import main
 from s2sr_cloud.io import store
 
 
-def test_export_cogs_and_format_3_store(tmp_path, capsys):
+def test_export_cogs_and_format_3_store(tmp_path, capsys, scheduler):
     out = tmp_path / "o.zarr"
     assert main(["run", "--model", "bicubic", "--bands", "B02,B8A,B11", "--no-progress", "--chunk", "120",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--scheduler", scheduler]) == 0
     with warnings.catch_warnings():  # consolidated metadata (format 3): no warning, bands in band order
         warnings.simplefilter("error")
         ds = xr.open_zarr(str(out), decode_coords="all")

@@ -22,9 +22,9 @@ JOB = ["run", "--model", "bicubic", "--bands", "B02,B8A,B11", "--no-progress", "
 
 
 @pytest.fixture(scope="module")
-def v2_store(tmp_path_factory):
+def v2_store(tmp_path_factory, dask_cluster):
     out = tmp_path_factory.mktemp("gdal") / "v2.zarr"
-    assert main([*JOB, "--out", str(out)]) == 0
+    assert main([*JOB, "--out", str(out), "--scheduler", dask_cluster.scheduler.address]) == 0
     return out
 
 
@@ -79,7 +79,7 @@ def test_overviews_are_block_means(v2_store):
         assert o["x"].values[0] == pytest.approx(ds["x"].values[:f].mean())
 
 
-def test_format_2_damage_is_found_repaired_and_recomputed(v2_store, tmp_path, capsys):
+def test_format_2_damage_is_found_repaired_and_recomputed(v2_store, tmp_path, capsys, scheduler):
     import shutil
 
     out = tmp_path / "copy.zarr"
@@ -99,7 +99,7 @@ def test_format_2_damage_is_found_repaired_and_recomputed(v2_store, tmp_path, ca
     assert "checksum mismatch" in report.bad[(0, 1, 0)] and "missing" in report.bad[(0, 0, 1)]
     assert not (out / ".zmetadata").exists()  # a store being changed presents no stale consolidated copy
     capsys.readouterr()
-    assert main([*JOB, "--out", str(out)]) == 0
+    assert main([*JOB, "--out", str(out), "--scheduler", scheduler]) == 0
     assert "2 computed, 2 already done" in capsys.readouterr().out
     assert verify_store(str(out), sample=0).ok
     again = store.open_output(str(out)).load()
