@@ -192,7 +192,7 @@ def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
     return out
 
 
-def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: tops.Sides | None = None
+def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | tops.Sides | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """The chunk function on the device: x (T, C, H, W) float32 with ``pads`` (top, bottom, left, right; default
     ``spec.halo`` on each) grid pixels of context -> (y (T, C[+1], core * s) float32, sums (T, 3, C+1, NSUM)
@@ -217,8 +217,8 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: tops.S
     pr = {f: post_reach(f, si) for f in set(spec.factors)}
     with torch.inference_mode():
         with _Timer("network", dev):
-            # core +- margin; group f is computed only on core +- pr[f] (what its consistency layer reads), and
-            # only up to an area edge
+            # group f is computed only on core +- pr[f] (what its consistency layer reads), and only up to an
+            # area edge
             crops = {f: tuple(0 if o else h - r for o in outer) for f, r in pr.items()}
             pred = predictor.predict_t(x, spec.factors, s, crops)
             pred_crop = tuple(min(v[i] for v in crops.values()) for i in range(4))
@@ -326,7 +326,7 @@ def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], sca
 
 
 def super_resolve_block_sums(block: np.ndarray, predictor: Predictor, spec: BlockSpec,
-                             pads: tops.Sides | None = None) -> tuple[np.ndarray, np.ndarray]:
+                             pads: int | tops.Sides | None = None) -> tuple[np.ndarray, np.ndarray]:
     """numpy in, numpy out: (T, C, H, W) with ``pads`` (top, bottom, left, right; default ``spec.halo`` on each)
     grid pixels of context -> (y float32, statistics sums float64). A side with 0 is an edge of the whole area
     (``block_t``).
@@ -344,17 +344,17 @@ def super_resolve_block_sums(block: np.ndarray, predictor: Predictor, spec: Bloc
         return to_host(y), to_host(sums)
 
 
-def _core(block: np.ndarray, spec: BlockSpec, pads: tops.Sides | None) -> np.ndarray:
+def _core(block: np.ndarray, spec: BlockSpec, pads: int | tops.Sides | None) -> np.ndarray:
     t, b, l, r = tops.sides(spec.halo if pads is None else pads)
     return block[..., t:block.shape[-2] - b, l:block.shape[-1] - r]
 
 
-def is_empty(block: np.ndarray, spec: BlockSpec, pads: tops.Sides | None = None) -> bool:
+def is_empty(block: np.ndarray, spec: BlockSpec, pads: int | tops.Sides | None = None) -> bool:
     """No valid input pixel in the block's core (any band, any time step)."""
     return bool(np.isnan(_core(block, spec, pads)).all())
 
 
-def empty_result(block: np.ndarray, spec: BlockSpec, pads: tops.Sides | None = None
+def empty_result(block: np.ndarray, spec: BlockSpec, pads: int | tops.Sides | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The chunk function's result for an empty block, without the predictor: all NaN, sums with n = 0."""
     t, c, ch, cw = _core(block, spec, pads).shape
@@ -365,7 +365,7 @@ def empty_result(block: np.ndarray, spec: BlockSpec, pads: tops.Sides | None = N
 
 
 def super_resolve_block(block: np.ndarray, predictor: Predictor, spec: BlockSpec,
-                        pads: tops.Sides | None = None) -> np.ndarray:
+                        pads: int | tops.Sides | None = None) -> np.ndarray:
     """(T, C, H, W) with ``pads`` grid pixels of context on each side (default ``spec.halo``) -> (T, C[+1],
     core * s) float32. ``pads=0``: the block is the whole area (no context beyond any edge).
 

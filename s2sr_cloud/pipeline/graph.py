@@ -3,15 +3,14 @@
 Layout: the input is stacked to (time, band, y, x) with one chunk per (time, y-block, x-block) holding all bands.
 ``overlap`` adds the halo (none beyond the area's outer edge: the chunk function is told which sides are edges);
 the SR layer is a map_blocks over the overlapped blocks that trims the halo itself, because the output is
-``scale`` times larger than the input and dask's own trim would cut the wrong amount (shared NOTES.md). Only the SR layer carries the GPU resource annotation, so
-reading and writing tasks stay unrestricted.
+``scale`` times larger than the input and dask's own trim would cut the wrong amount (shared NOTES.md). Only the
+SR layer carries the GPU resource annotation, so reading and writing tasks stay unrestricted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 
 import dask
 import dask.array as da
