@@ -11,7 +11,7 @@ from torch import nn
 
 from ..bands import ALL_BANDS, BY_RESOLUTION, FACTORS_10M
 from ..ops.resample import RELAX, SMOOTH_ITERS
-from ..ops.tops import Sides, contract_nonneg, crop_sides, sides
+from ..ops.tops import Sides, contract_nonneg, crop_sides, least_sides, sides
 
 
 class ResidualSR(nn.Module):
@@ -365,7 +365,7 @@ def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int,
     than c_f. This is how the chunk function keeps each group's network window to what that group's consistency
     layer reads (the 60 m layer reads 6x further)."""
     crops = group_crops(crop)
-    c0 = tuple(min(c[i] for c in crops.values()) for i in range(4))
+    c0 = least_sides(crops.values())
     n, c, h, w = x.shape
     oh, ow = (h - c0[0] - c0[1]) * scale, (w - c0[2] - c0[3]) * scale
     out = x.new_empty(n, c, oh, ow)

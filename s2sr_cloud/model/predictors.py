@@ -58,7 +58,7 @@ class BicubicPredictor:
 
         t, c, h, w = x.shape
         crops = group_crops(crop, factors)
-        c0 = tuple(min(v[i] for v in crops.values()) for i in range(4))
+        c0 = tops.least_sides(crops.values())
         out = x.new_empty(t, c, (h - c0[0] - c0[1]) * scale, (w - c0[2] - c0[3]) * scale, dtype=torch.float64)
         for f, idx in groups(factors).items():
             cf = crops[f]
@@ -202,7 +202,7 @@ class TorchPredictor:
         net = cached_model(self.name, dev)
         t, c, h, w = x.shape
         crops = nets.group_crops(crop, factors)
-        c0 = tuple(min(v[i] for v in crops.values()) for i in range(4))  # other networks compute everything
+        c0 = tops.least_sides(crops.values())  # other networks compute everything
         if self.tile and max(h, w) > self.tile:  # memory forces a second tiling (not with the default chunks)
             y = torch.from_numpy(self.predict(x.cpu().numpy(), factors, scale)).to(dev)
             return tops.crop_sides(y, c0, scale)

@@ -221,7 +221,7 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | 
             # area edge
             crops = {f: tuple(0 if o else h - r for o in outer) for f, r in pr.items()}
             pred = predictor.predict_t(x, spec.factors, s, crops)
-            pred_crop = tuple(min(v[i] for v in crops.values()) for i in range(4))
+            pred_crop = tops.least_sides(crops.values())
         x = tops.pad_sides(x, outer)  # now h pixels of context on every side
         with _Timer("consistency", dev):
             y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s), dtype=torch.float32, device=dev)

@@ -9,6 +9,7 @@ quantisation (exact), and the statistics sums.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +86,11 @@ Sides = tuple[int, int, int, int]  # (top, bottom, left, right) pixels of the la
 def sides(m: "int | Sides") -> Sides:
     """An int (every side alike) or a (top, bottom, left, right) tuple, as a tuple."""
     return (m, m, m, m) if isinstance(m, int) else tuple(int(v) for v in m)  # type: ignore[return-value]
+
+
+def least_sides(crops: "Iterable[Sides]") -> Sides:
+    """Per side, the smallest of several (top, bottom, left, right) crops: what keeps every one's region."""
+    return tuple(min(side) for side in zip(*crops, strict=True))  # type: ignore[return-value]
 
 
 def crop_sides(a: torch.Tensor, m: "int | Sides", scale: int = 1) -> torch.Tensor:
