@@ -3,6 +3,7 @@ square windows of the whole decimated tile, sampling the worker's RSS every 50 m
 bytes dask holds in worker memory (managed) and its largest keys. Usage (needs ../shared/data):
 
     .venv/bin/python benchmarks/rss_diag.py 120 480 960      # window sides in input px: 1, 16, 64 chunks
+    .venv/bin/python benchmarks/rss_diag.py 420 840 --chunk 420 --model default --ensemble 1   # the CNN: 1, 4
 
 Each line: wall seconds of the write, the worker's VmHWM (GiB), its sampled RSS peak, the managed MB at that peak
 and the keys held then (name, MB)."""
@@ -41,13 +42,13 @@ def sampler(dask_worker=None):
 def read(dask_worker=None):
     return dict(dask_worker._diag)
 
-def job(catalog, geom, chunk, workers=1):
+def job(catalog, geom, chunk, workers=1, model="bicubic", ensemble=None):
     out = Path(tempfile.mkdtemp()) / "o.zarr"
     with R.cluster(workers) as client:
         client.run(sampler)
         items = s2sr_cloud.search(catalog)
         ds = s2sr_cloud.load(items, geometry=geom, chunk=chunk)
-        sr = s2sr_cloud.super_resolve(ds, 4, "bicubic", chunk=chunk)
+        sr = s2sr_cloud.super_resolve(ds, 4, model, chunk=chunk, ensemble=ensemble)
         t0 = time.perf_counter()
         s2sr_cloud.write(sr, str(out), client=client)
         t = time.perf_counter() - t0
@@ -59,10 +60,19 @@ def job(catalog, geom, chunk, workers=1):
             "exec": d.get("executing_at_peak"), "err": d.get("err")}
 
 if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("sides", type=int, nargs="*", default=[120, 480], help="window sides, input px (>= 1098: the tile)")
+    ap.add_argument("--chunk", type=int, default=120)
+    ap.add_argument("--model", default="bicubic")
+    ap.add_argument("--ensemble", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
     folder = R.TILE
     with contextlib.ExitStack() as stack:
         base = stack.enter_context(R.range_server(folder))
         catalog = stack.enter_context(R.serve_items(R.tile_items(folder, base)))
-        for side in [int(a) for a in sys.argv[1:]] or [120, 480]:
-            g = R.window_geometry(folder, 300, 300, side, side)
-            print(side, job(catalog, g, 120), flush=True)
+        for side in args.sides:
+            g = R.window_geometry(folder, 300, 300, side, side) if side < 1098 else None
+            print(side, job(catalog, g, args.chunk, args.workers, args.model, args.ensemble), flush=True)

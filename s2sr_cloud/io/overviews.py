@@ -14,9 +14,11 @@ Open one with ``xr.open_zarr(OUT, group="overviews/4")``.
 Block means keep the product's spectral consistency: a level's pixel is the mean of the full-resolution pixels
 it covers, so at the level whose pixel equals an input pixel (4x for ``--scale 4``) it reproduces the input up to
 the store's DN rounding. NaN (nodata) pixels are left out of the mean; a block with no valid pixel is NaN. Every
-level is computed from exact sums and counts of the full-resolution values (one rounding, not one per level),
-reading the store once. Sides that are not a multiple of the factor get a last, partial block (the mean of the
-pixels it has), and the level's x/y coordinates are the block centres on the full-resolution grid's origin.
+level is the float64 sum and the count of the full-resolution values it covers (one rounding to float32, not one
+per level), each level's sums made from the level below (``level_sums``): the store is read once, and a worker
+holds a few blocks at a time however many levels there are. Sides that are not a multiple of the factor get a
+last, partial block (the mean of the pixels it has), and the level's x/y coordinates are the block centres on the
+full-resolution grid's origin.
 
 Rebuilt by every run that completes the store (``store.finish``, before the ``complete`` mark), so a resumed or
 appended store's levels always match its bands.
@@ -42,16 +44,47 @@ def level_factors(ny: int, nx: int, min_side: int = MIN_SIDE) -> list[int]:
     return out
 
 
-def _coarsen_sum(a: Any, f: int) -> Any:
-    """Sum over f x f blocks of the last two axes of a dask array, padding the ends with zeros."""
+def _pair_sums(block: np.ndarray, dtype: Any) -> np.ndarray:
+    """2 x 2 sums over the last two axes of one block, in ``dtype``; an odd end (the array's last block) is
+    padded with 0."""
+    *lead, h, w = block.shape
+    if h % 2 or w % 2:
+        block = np.pad(block, [(0, 0)] * len(lead) + [(0, h % 2), (0, w % 2)])
+    return block.reshape(*lead, (h + 1) // 2, 2, (w + 1) // 2, 2).sum(axis=(-3, -1), dtype=dtype)
+
+
+def _halve(a: Any, dtype: Any) -> Any:
+    """(time, y, x) dask array -> its 2 x 2 sums, ceil(n / 2) per axis. Every chunk but the last must be even for
+    the pairs to stay inside a chunk: chunks that are not (or are under 256 px, so the levels do not shrink into
+    tiny tasks) are first regrouped into 512 px chunks."""
     import dask.array as da
 
-    ny, nx = a.shape[-2:]
-    py, px = (-ny) % f, (-nx) % f
-    if py or px:
-        a = da.pad(a, ((0, 0), (0, py), (0, px)), mode="constant", constant_values=0)
-    a = a.rechunk({1: max(f, (1024 // f) * f), 2: max(f, (1024 // f) * f)})
-    return da.coarsen(np.sum, a, {1: f, 2: f})
+    rechunk = {}
+    for ax in (1, 2):
+        c = a.chunks[ax]
+        if any(n % 2 for n in c[:-1]) or (len(c) > 1 and c[0] < 256):
+            rechunk[ax] = min(512, a.shape[ax])
+    if rechunk:
+        a = a.rechunk(rechunk)
+    chunks = (a.chunks[0], *(tuple((n + 1) // 2 for n in a.chunks[ax]) for ax in (1, 2)))
+    return da.map_blocks(_pair_sums, a, dtype, chunks=chunks, dtype=dtype)
+
+
+def level_sums(v: Any, n_levels: int) -> list[tuple[Any, Any]]:
+    """(sum, count) of the valid (non-NaN) pixels of a (time, y, x) dask array over the 2^l x 2^l blocks of
+    levels l = 1 .. n_levels; partial blocks at the ends. Each level is made from the one below, so every
+    full-resolution block is read once and is consumed by level 2 alone: a worker holds a few blocks, whatever
+    the number of levels (building each level from the full resolution held the blocks until every level had
+    used them: 4.1 GB at once on one worker for a 4392 px x4 store)."""
+    import dask.array as da
+
+    ok = ~da.isnan(v)
+    s, k = _halve(da.where(ok, v, 0), np.float64), _halve(ok.astype(np.uint8), np.int32)
+    out = [(s, k)]
+    for _ in range(n_levels - 1):
+        s, k = _halve(s, np.float64), _halve(k, np.int32)
+        out.append((s, k))
+    return out
 
 
 def _centres(c: np.ndarray, f: int, n: int) -> np.ndarray:
@@ -81,7 +114,8 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
     writes, datasets = [], [{"path": ".", "scale": 1, "shape": [ny, nx]}]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        for f in factors:
+        sums = {n: level_sums(ds[n].data, len(factors)) for n in names}
+        for li, f in enumerate(factors):
             ly, lx = -(-ny // f), -(-nx // f)
             level = xr.Dataset(coords={"time": ds["time"], "y": _centres(ds["y"].values, f, ly),
                                        "x": _centres(ds["x"].values, f, lx)})
@@ -89,10 +123,7 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
                 level.coords[c] = ds[c]
             enc: dict[str, dict[str, Any]] = {}
             for n in names:
-                v = ds[n].data.astype(np.float64)
-                ok = ~np.isnan(v)
-                s = _coarsen_sum(np.where(ok, v, 0.0), f)
-                k = _coarsen_sum(ok.astype(np.float64), f)
+                s, k = sums[n][li]
                 mean = (s / np.where(k > 0, k, np.nan)).astype(np.float32)
                 mean = mean.rechunk((1, min(512, ly), min(512, lx)))
                 attrs = dict(ds[n].attrs) | ({"grid_mapping": grid_mapping[0]} if grid_mapping else {})

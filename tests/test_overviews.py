@@ -1,0 +1,95 @@
+"""Overviews (``io/overviews.py``): each level's block means from a pyramid of 2 x 2 sums, on real reflectance with
+nodata holes and sides that no level divides."""
+
+from __future__ import annotations
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+
+from s2sr_cloud.io import overviews, store
+
+SAMPLE = store.__file__.rsplit("/io/", 1)[0] + "/sample10m"
+
+
+@pytest.fixture(scope="module")
+def field() -> np.ndarray:
+    """(1, 901, 653) float32: the embedded sample's B04 (real 10 m reflectance) replicated 4x and cut to odd
+    sides, with a nodata hole and a nodata row."""
+    with rasterio.open(f"{SAMPLE}/B04.tif") as src:
+        dn = src.read(1).astype(np.float32)
+    x = np.kron(dn * 1e-4 - 0.1, np.ones((4, 4), np.float32))[:901, :653].copy()
+    x[100:230, 300:417] = np.nan
+    x[777, :] = np.nan
+    return x[None]
+
+
+def _want(x: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """numpy reference: (sum, count) of the valid pixels over f x f blocks, partial blocks at the ends."""
+    t, h, w = x.shape
+    hp, wp = -(-h // f) * f, -(-w // f) * f
+    p = np.full((t, hp, wp), np.nan)
+    p[:, :h, :w] = x
+    v = p.reshape(t, hp // f, f, wp // f, f)
+    return np.nansum(v, axis=(2, 4)), (~np.isnan(v)).sum(axis=(2, 4))
+
+
+@pytest.mark.parametrize("chunk", [130, 300, 901])
+def test_level_sums_equal_the_block_sums_of_the_full_resolution(field, chunk):
+    levels = overviews.level_sums(da.from_array(field, chunks=(1, chunk, chunk)), 5)
+    for i, (s, k) in enumerate(levels):
+        f = 2 ** (i + 1)
+        ws, wk = _want(field.astype(np.float64), f)
+        assert s.shape == ws.shape == k.shape
+        assert np.array_equal(k.compute(), wk), f
+        assert np.allclose(s.compute(), ws, rtol=1e-12, atol=1e-9), f
+
+
+def _reaches(arr: da.Array, target: str, stop: set[str]) -> bool:
+    """Whether ``arr``'s graph reaches the layer ``target`` without passing through a layer in ``stop``."""
+    deps, todo, seen = arr.dask.dependencies, [arr.name], set()
+    while todo:
+        name = todo.pop()
+        if name == target:
+            return True
+        if name not in seen and name not in stop:
+            seen.add(name)
+            todo.extend(deps.get(name, ()))
+    return False
+
+
+def test_only_the_first_level_reads_the_full_resolution(field):
+    """The levels above 2 are made from the level below, not from the full resolution (which would keep every
+    full-resolution block in memory until all levels had read it)."""
+    v = da.from_array(field, chunks=(1, 300, 300))
+    levels = overviews.level_sums(v, 3)
+    for i, (s, k) in enumerate(levels):
+        below = {a.name for a in levels[i - 1]} if i else set()
+        assert all(_reaches(a, v.name, below) == (i == 0) for a in (s, k)), i
+
+
+def test_write_overviews_gives_block_means_of_the_store(field, tmp_path):
+    url = str(tmp_path / "o.zarr")
+    ny, nx = field.shape[1:]
+    ds = xr.Dataset({"B04": (("time", "y", "x"), field)},
+                    coords={"time": [np.datetime64("2020-02-19")], "y": 4e6 - np.arange(ny) * 2.5 - 1.25,
+                            "x": 5e5 + np.arange(nx) * 2.5 + 1.25}).chunk({"time": 1, "y": 240, "x": 240})
+    ds.to_zarr(url, zarr_format=3, consolidated=False, encoding={"B04": {
+        "dtype": "uint16", "scale_factor": np.float32(1e-4), "add_offset": np.float32(-0.1),
+        "_FillValue": store.FILL_DN}})
+    meta = overviews.write_overviews(url, ["B04"], 3)
+    assert [d["scale"] for d in meta["multiscales"][0]["datasets"]] == [1, 2, 4]
+    full = xr.open_zarr(url, consolidated=False)["B04"].values.astype(np.float64)  # after the DN rounding
+    for f in (2, 4):
+        got = xr.open_zarr(url, group=f"{store.OVERVIEWS}/{f}", consolidated=False)["B04"].values
+        s, k = _want(full, f)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = s / np.where(k > 0, k, np.nan)
+        assert got.shape == want.shape == (1, -(-ny // f), -(-nx // f))
+        assert np.isnan(got[0, 100 // f + 1, 320 // f]) and np.isnan(want[0, 100 // f + 1, 320 // f])
+        assert np.allclose(got, want, atol=0.6e-4, equal_nan=True)  # one rounding to the 1e-4 DN grid
