@@ -205,3 +205,30 @@ def test_area_edges_cost_the_network_no_halo():
     shape, crop = rec.calls[0]  # the top-left block: halo on its bottom and right sides only
     assert shape == (120 + h, 120 + h)
     assert all(c[0] == c[2] == 0 and c[1] > 0 and c[3] > 0 for c in crop.values())
+
+
+@pytest.mark.parametrize("scale", [4, 10])
+def test_statistics_sums_equal_the_numpy_reference(scale):
+    """The chunk function's torch sums (point comparison from per-footprint sums of the output) equal
+    ``ops.stats.block_sums`` (every pair formed), with nodata on both sides: an input pixel, a 20 m pixel, and
+    output pixels the input does not have (as a model's NaN would be)."""
+    import torch
+
+    from s2sr_cloud.ops.block import block_sums_t, point_sums_t
+    from s2sr_cloud.ops import tops
+    from s2sr_cloud.ops.stats import block_sums
+
+    x = X[..., :60, :60].copy()
+    x[0, 1, 10:13, 20:22] = np.nan
+    x[0, 3, 30:32, 40:42] = np.nan
+    y = super_resolve_block(x, BicubicPredictor(), BlockSpec(scale, FACTORS, 0), pads=0)[:, :5]
+    y[0, 2, 7 * scale:9 * scale + 3, 5:40] = np.nan
+    y[0, 4] += np.sin(np.arange(60 * scale) / 3.0).astype(np.float32) * 0.01  # detail the input lacks
+    want = block_sums(x, y, FACTORS, scale, ref=y)
+    got = block_sums_t(torch.from_numpy(x), torch.from_numpy(y), FACTORS, scale).numpy()
+    n = got[0, 1, :5, 0]
+    assert n[1] < n[0] and n[2] < n[0]  # the NaN pairs are left out
+    assert np.allclose(got[:, :2], want[:, :2], rtol=1e-10, atol=1e-9)
+    for ci in range(5):
+        ref = point_sums_t(torch.from_numpy(x[:, ci]), torch.from_numpy(y[:, ci]), scale).numpy()
+        assert np.allclose(ref, want[:, 2, ci, :tops.NSUM], rtol=1e-10, atol=1e-9)

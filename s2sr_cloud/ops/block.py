@@ -291,8 +291,7 @@ def point_sums_t(x: torch.Tensor, y: torch.Tensor, scale: int) -> torch.Tensor:
     for ti in range(t):
         for r0 in range(0, h, strip):
             r1 = min(h, r0 + strip)
-            yv = y[ti, r0 * s:r1 * s].double().reshape(r1 - r0, s, w, s)
-            out[ti] += tops.sums(x[ti, r0:r1].double()[:, None, :, None], yv)
+            out[ti] += tops.point_sums(x[ti, r0:r1], y[ti, r0 * s:r1 * s], s)
     return out
 
 
@@ -309,17 +308,14 @@ def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], sca
     for ti in range(t):
         for r0 in range(0, h, strip):
             r1 = min(h, r0 + strip)
-            sam_c, sam_p = tops.SamAccumulator(), tops.SamAccumulator()
+            sam_c, sam_p = tops.SamAccumulator(), tops.PointSam()
             for ci, f in enumerate(factors):
                 xb = x[ti, ci, r0:r1].double()
                 yb = y[ti, ci, r0 * s:r1 * s].double()
                 deg = tops.replicate(tops.block_mean(yb, f * s), f)
                 out[ti, 0, ci, :tops.NSUM] += tops.sums(xb, deg)
                 sam_c.add(xb, deg)
-                yv = yb.reshape(r1 - r0, s, w, s)
-                xv = xb[:, None, :, None]
-                out[ti, 1, ci, :tops.NSUM] += tops.sums(xv, yv)
-                sam_p.add(xv, yv)
+                out[ti, 1, ci, :tops.NSUM] += tops.point_sums(xb, yb, s, sam_p)
             out[ti, 0, c, :2] += sam_c.result()
             out[ti, 1, c, :2] += sam_p.result()
     return out

@@ -227,6 +227,61 @@ def sums(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                         d.abs().sum(), (d * d).sum()])
 
 
+def point_sums(x: torch.Tensor, y: torch.Tensor, s: int, sam: "PointSam | None" = None) -> torch.Tensor:
+    """``sums`` of the point comparison of one band: every output pixel of y (h * s, w * s) against the input pixel
+    of x (h, w) that contains it, NaN pairs excluded, float64. x is constant over each s x s footprint, so every
+    sum but those of the differences comes from per-footprint sums of y: about half the passes over the output of
+    ``sums`` on the replicated input. ``sam``: also add the band to that spectral-angle accumulator."""
+    h, w = x.shape[-2:]
+    yd = y.double().reshape(h, s, w, s)
+    oky = ~torch.isnan(yd)
+    y0 = torch.where(oky, yd, 0.0)
+    xd = x.double()
+    okx = ~torch.isnan(xd)
+    x0 = torch.where(okx, xd, 0.0)
+    ny = oky.sum((1, 3)).double() * okx  # valid pairs per footprint (0 where the input pixel is NaN)
+    y2 = y0 * y0
+    d = y0 - x0[:, None, :, None]  # an invalid output pixel gives |0 - x|: taken back out below
+    miss = s * s - ny
+    sy, syy = y0.sum((1, 3)) * okx, y2.sum((1, 3)) * okx
+    sabs = (d.abs().sum((1, 3)) - miss * x0.abs()) * okx
+    ssd = ((d * d).sum((1, 3)) - miss * x0 * x0) * okx
+    if sam is not None:
+        sam.add(x0, okx, y0, oky, y2)
+    return torch.stack([ny.sum(), (x0 * ny).sum(), sy.sum(), (x0 * x0 * ny).sum(), syy.sum(), (x0 * sy).sum(),
+                        sabs.sum(), ssd.sum()])
+
+
+class PointSam:
+    """Spectral-angle terms of the point comparison, band by band (float64), from ``point_sums``: per output pixel
+    x.y and |y|^2, per input pixel |x|^2, and validity (in every band) on both sides."""
+
+    def __init__(self) -> None:
+        self.num = self.yy = self.oky = self.xx = self.okx = None
+
+    def add(self, x0: torch.Tensor, okx: torch.Tensor, y0: torch.Tensor, oky: torch.Tensor, y2: torch.Tensor
+            ) -> None:
+        """x0, okx: (h, w) input (NaN as 0) and validity; y0, oky, y2: (h, s, w, s) output, validity, y0^2."""
+        xy = y0 * x0[:, None, :, None]
+        if self.num is None:
+            self.num, self.yy, self.oky, self.xx, self.okx = xy, y2, oky, x0 * x0, okx  # point_sums' own
+        else:
+            self.num += xy
+            self.yy += y2
+            self.oky &= oky
+            self.xx += x0 * x0
+            self.okx &= okx
+
+    def result(self) -> torch.Tensor:
+        """[pixels, sum of angles in degrees] over output pixels valid in every band, on both sides, with
+        non-zero norms."""
+        den = torch.sqrt(self.yy * self.xx[:, None, :, None])
+        good = self.oky & self.okx[:, None, :, None] & (den > 0)
+        cos = torch.where(good, self.num / torch.where(good, den, 1.0), 1.0)
+        ang = torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+        return torch.stack([good.sum().double(), torch.where(good, ang, 0.0).sum()])
+
+
 class SamAccumulator:
     """Per-pixel spectral-angle terms accumulated band by band (float64): x.y, |x|^2, |y|^2 and validity."""
 
