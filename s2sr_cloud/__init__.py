@@ -4,10 +4,18 @@ The API (``search``, ``load``, ``super_resolve``, ``write``, ``open_output``, ``
 use, so that ``s2sr_cloud.ops`` and ``s2sr_cloud.model`` (pure numpy/torch) load without dask, odc or GDAL.
 """
 
+import os
 from typing import Any
 
-from . import bands
-from ._version import __version__
+# torch's CPU allocator puts tensors of 2 MiB and more on transparent huge pages when this is set (torch reads it
+# once, at its first allocation: so here, before anything imports torch; dask worker processes inherit it). On a
+# 2-core VM the network's forward spent more time in the kernel, faulting in fresh pages for its activations, than
+# computing; with huge pages one x4 chunk function ran 14% faster (benchmarks/RESULTS.md). A value already set
+# (THP_MEM_ALLOC_ENABLE=0) wins.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from . import bands  # noqa: E402
+from ._version import __version__  # noqa: E402
 
 _API = ("input_for", "load", "open_output", "run", "search", "super_resolve", "write")
 

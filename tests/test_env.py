@@ -33,3 +33,35 @@ def test_bad_tuning_variable_is_one_line_error_before_any_work(var, value, monke
     assert rc == 2 and len(lines) == 1, err
     assert f"{var}={value!r}" in lines[0] and "positive" in lines[0]
     assert not out.exists()
+
+
+_HUGE = """
+import s2sr_cloud, torch
+x = torch.ones(2 ** 26)  # 256 MiB, touched
+print([ln.split()[1] for ln in open("/proc/self/smaps_rollup") if ln.startswith("AnonHugePages")][0])
+"""
+
+
+@pytest.mark.parametrize("preset", [None, "0"])
+def test_torch_tensors_get_huge_pages_unless_the_user_says_no(preset):
+    """Importing s2sr_cloud turns on torch's huge-page allocation (the forward's page faults cost more than its
+    compute on a 2-core VM), before torch's first allocation; THP_MEM_ALLOC_ENABLE=0 set by the user wins."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not mode.exists() or "[never]" in mode.read_text():
+        pytest.skip("this kernel offers no transparent huge pages")
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"} | (
+        {"THP_MEM_ALLOC_ENABLE": preset} if preset else {})
+    kib = int(subprocess.run([sys.executable, "-c", _HUGE], env=env, capture_output=True, text=True,
+                             check=True).stdout.strip())
+    assert (kib >= 128 * 1024) if preset is None else kib == 0, kib
+
+
+def test_dask_workers_inherit_the_huge_page_setting(dask_cluster):
+    import os
+
+    assert set(dask_cluster.run(lambda: os.environ.get("THP_MEM_ALLOC_ENABLE")).values()) == {"1"}
