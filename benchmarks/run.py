@@ -32,9 +32,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
-import torch
 
-import s2sr_cloud
+import s2sr_cloud  # before torch: it turns on torch's huge-page allocation, as in every pipeline process
+import torch
 from s2sr_cloud.catalog.server import SAMPLE_DIR, serve_items
 from s2sr_cloud.model import nets
 from s2sr_cloud.model import predictors as P
@@ -461,22 +461,23 @@ def main() -> None:
         say(f"projected {'GPU' if gpu else 'core'}-hours for a 10980 x 10980 tile at x4 (this area's end-to-end rate,"
             f" default ensemble): {res['tile_core_hours_x4']:.1f}")
 
-        # 2. the chunk function, one thread per process, two processes side by side: the share of time outside
-        # the network and throughput per core at the default model and ensemble (the area's 240 px at x4, 120 px at
-        # x10, with their halos), and one block of the DEFAULT chunk size at x4 and at x10 for the peak RSS (with
-        # --quick at --ensemble 1: the default ensemble would take ~4x longer; memory barely depends on it)
+        # 2. the chunk function, one thread per process: one block of the DEFAULT chunk size at x4 and at x10 for
+        # the peak RSS, the two processes side by side (with --quick at --ensemble 1: the default ensemble would
+        # take ~4x longer; memory barely depends on it); then, in one process ALONE on the machine (a second job
+        # beside it competes for memory bandwidth: the post-processing, memory-bound, ran up to 2.5x slower, the
+        # network less), the share of time outside the network and the throughput per core at the default model and
+        # ensemble (the area's 240 px at x4, 120 px at x10, with their halos)
         ens_blk = ens_cheap if args.quick else None
         d4, d10 = graph.default_chunk(4), graph.default_chunk(10)
-        jobs = [[(4, d4, ens_blk)], [(10, d10, ens_blk), (4, None, None), (10, 120, None)]]
+        jobs = [[(4, d4, ens_blk)], [(10, d10, ens_blk)]]
         lanes = chunk_jobs(x, jobs if not gpu else [sum(jobs, [])], dev)  # one GPU: one lane
-        if gpu:
-            lanes = [lanes[0][:1], lanes[0][1:]]
-        blocks = {4: lanes[0][0], 10: lanes[1][0]}
-        for scale, cp in ((4, lanes[1][1]), (10, lanes[1][2])):
+        blocks = {4: lanes[0][0], 10: lanes[-1][-1]}
+        alone = chunk_jobs(x, [[(4, None, None), (10, 120, None)]], dev)[0]
+        for scale, cp in ((4, alone[0]), (10, alone[1])):
             res[f"mpx_per_core_s_x{scale}"] = cp["out_px"] / 1e6 / cp["total"]
             res[f"post_fraction_x{scale}"] = cp["post_fraction"]
-            say(f"chunk function x{scale}, {cp['core']} px core + halo {cp['halo']}, default ensemble, 1 thread: "
-                f"{cp['total']:.1f} s, network {cp['network']:.1f} s, post_fraction {cp['post_fraction']:.3f}, "
+            say(f"chunk function x{scale}, {cp['core']} px core + halo {cp['halo']}, default ensemble, 1 thread, "
+                f"alone: {cp['total']:.1f} s, network {cp['network']:.1f} s, post_fraction {cp['post_fraction']:.3f}, "
                 f"{res[f'mpx_per_core_s_x{scale}']:.4f} output Mpx (12 bands) per core-second; parts "
                 + ", ".join(f"{k} {v:.2f}" for k, v in cp["parts"].items()))
         res["post_fraction"] = max(res["post_fraction_x4"], res["post_fraction_x10"])
