@@ -41,7 +41,8 @@ def _want(x: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("chunk", [130, 300, 901])
 def test_level_sums_equal_the_block_sums_of_the_full_resolution(field, chunk):
     levels = overviews.level_sums(da.from_array(field, chunks=(1, chunk, chunk)), 5)
-    for i, (s, k) in enumerate(levels):
+    for i, sk in enumerate(levels):
+        s, k = sk[:, 0], sk[:, 1]
         f = 2 ** (i + 1)
         ws, wk = _want(field.astype(np.float64), f)
         assert s.shape == ws.shape == k.shape
@@ -67,12 +68,18 @@ def test_only_the_first_level_reads_the_full_resolution(field):
     full-resolution block in memory until all levels had read it)."""
     v = da.from_array(field, chunks=(1, 300, 300))
     levels = overviews.level_sums(v, 3)
-    for i, (s, k) in enumerate(levels):
-        below = {a.name for a in levels[i - 1]} if i else set()
-        assert all(_reaches(a, v.name, below) == (i == 0) for a in (s, k)), i
+    for i, sk in enumerate(levels):
+        below = {levels[i - 1].name} if i else set()
+        assert _reaches(sk, v.name, below) == (i == 0), i
 
 
-def test_write_overviews_gives_block_means_of_the_store(field, tmp_path):
+@pytest.mark.parametrize("where", ["threads", "cluster"])
+def test_write_overviews_gives_block_means_of_the_store(field, tmp_path, where, request, monkeypatch):
+    """A small store's levels are computed in this process on threads, a large one's on the cluster (here: the
+    same store with the threshold at 0), with the same result."""
+    client = request.getfixturevalue("dask_cluster") if where == "cluster" else None  # the default scheduler
+    if client is not None:
+        monkeypatch.setattr(overviews, "LOCAL_BYTES", 0)
     url = str(tmp_path / "o.zarr")
     ny, nx = field.shape[1:]
     ds = xr.Dataset({"B04": (("time", "y", "x"), field)},
@@ -81,7 +88,13 @@ def test_write_overviews_gives_block_means_of_the_store(field, tmp_path):
     ds.to_zarr(url, zarr_format=3, consolidated=False, encoding={"B04": {
         "dtype": "uint16", "scale_factor": np.float32(1e-4), "add_offset": np.float32(-0.1),
         "_FillValue": store.FILL_DN}})
+    def tasks_run() -> int:  # tasks the cluster has run so far
+        return client.run_on_scheduler(lambda dask_scheduler: sum(
+            sum(tp.states.values()) for tp in dask_scheduler.task_prefixes.values())) if client else 0
+
+    before = tasks_run()
     meta = overviews.write_overviews(url, ["B04"], 3)
+    assert (tasks_run() > before) == (client is not None)
     assert [d["scale"] for d in meta["multiscales"][0]["datasets"]] == [1, 2, 4]
     full = xr.open_zarr(url, consolidated=False)["B04"].values.astype(np.float64)  # after the DN rounding
     for f in (2, 4):

@@ -33,6 +33,10 @@ import numpy as np
 import xarray as xr
 
 MIN_SIDE = 256
+# Full-resolution bytes (float32, every variable) up to which the levels are computed in this process, on threads:
+# for a small store the scheduling of a distributed cluster cost more than the work (960 x 960 px, 13 variables:
+# 2.7 s on a 2-worker LocalCluster, 1.5 s on threads). Larger stores use the cluster (the default scheduler).
+LOCAL_BYTES = 2**29
 
 
 def level_factors(ny: int, nx: int, min_side: int = MIN_SIDE) -> list[int]:
@@ -53,37 +57,54 @@ def _pair_sums(block: np.ndarray, dtype: Any) -> np.ndarray:
     return block.reshape(*lead, (h + 1) // 2, 2, (w + 1) // 2, 2).sum(axis=(-3, -1), dtype=dtype)
 
 
-def _halve(a: Any, dtype: Any) -> Any:
-    """(time, y, x) dask array -> its 2 x 2 sums, ceil(n / 2) per axis. Every chunk but the last must be even for
-    the pairs to stay inside a chunk: chunks that are not (or are under 256 px, so the levels do not shrink into
-    tiny tasks) are first regrouped into 512 px chunks."""
+def _first_sums(block: np.ndarray) -> np.ndarray:
+    """(time, h, w) full-resolution block, NaN = no data -> (time, 2, ceil(h / 2), ceil(w / 2)) float64: the 2 x 2
+    sums of the valid values and their counts."""
+    ok = ~np.isnan(block)
+    return np.stack([_pair_sums(np.where(ok, block, 0), np.float64), _pair_sums(ok, np.float64)], axis=1)
+
+
+def _next_sums(block: np.ndarray) -> np.ndarray:
+    return _pair_sums(block, np.float64)
+
+
+def _mean(block: np.ndarray) -> np.ndarray:
+    """(time, 2, h, w) sums and counts -> (time, h, w) float32 means, NaN where nothing was valid."""
+    s, k = block[:, 0], block[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, s / k, np.nan).astype(np.float32)
+
+
+def _halve(a: Any) -> Any:
+    """A dask array (time, y, x) of values (``_first_sums``) or (time, 2, y, x) of sums and counts
+    (``_next_sums``) -> the next level's (time, 2, ceil(y / 2), ceil(x / 2)) sums and counts. Every chunk but the
+    last must be even for the 2 x 2 pairs to stay inside a chunk: chunks that are not (or are under 256 px, so the
+    levels do not shrink into tiny tasks) are first regrouped into 512 px chunks."""
     import dask.array as da
 
     rechunk = {}
-    for ax in (1, 2):
+    for ax in (a.ndim - 2, a.ndim - 1):
         c = a.chunks[ax]
         if any(n % 2 for n in c[:-1]) or (len(c) > 1 and c[0] < 256):
             rechunk[ax] = min(512, a.shape[ax])
     if rechunk:
         a = a.rechunk(rechunk)
-    chunks = (a.chunks[0], *(tuple((n + 1) // 2 for n in a.chunks[ax]) for ax in (1, 2)))
-    return da.map_blocks(_pair_sums, a, dtype, chunks=chunks, dtype=dtype)
+    halved = tuple(tuple((n + 1) // 2 for n in a.chunks[ax]) for ax in (a.ndim - 2, a.ndim - 1))
+    if a.ndim == 3:  # the full resolution: a (sum, count) axis appears
+        return da.map_blocks(_first_sums, a, chunks=(a.chunks[0], (2,), *halved), new_axis=1, dtype=np.float64)
+    return da.map_blocks(_next_sums, a, chunks=(a.chunks[0], a.chunks[1], *halved), dtype=np.float64)
 
 
-def level_sums(v: Any, n_levels: int) -> list[tuple[Any, Any]]:
-    """(sum, count) of the valid (non-NaN) pixels of a (time, y, x) dask array over the 2^l x 2^l blocks of
-    levels l = 1 .. n_levels; partial blocks at the ends. Each level is made from the one below, so every
-    full-resolution block is read once and is consumed by level 2 alone: a worker holds a few blocks, whatever
-    the number of levels (building each level from the full resolution held the blocks until every level had
-    used them: 4.1 GB at once on one worker for a 4392 px x4 store)."""
-    import dask.array as da
-
-    ok = ~da.isnan(v)
-    s, k = _halve(da.where(ok, v, 0), np.float64), _halve(ok.astype(np.uint8), np.int32)
-    out = [(s, k)]
+def level_sums(v: Any, n_levels: int) -> list[Any]:
+    """Per level l = 1 .. n_levels, a (time, 2, ny / 2^l, nx / 2^l) float64 dask array: the sum and the count of
+    the valid (non-NaN) values of the (time, y, x) dask array ``v`` over each 2^l x 2^l block, partial blocks at
+    the ends. Each level is made from the one below, so every full-resolution block is read once and is consumed
+    by level 2 alone: a worker holds a few blocks, whatever the number of levels (building each level from the
+    full resolution held the blocks until every level had used them: 4.1 GB at once on one worker for a 4392 px x4
+    store). One task per block and level does the whole step (a dask graph of a few layers per level)."""
+    out = [_halve(v)]
     for _ in range(n_levels - 1):
-        s, k = _halve(s, np.float64), _halve(k, np.int32)
-        out.append((s, k))
+        out.append(_halve(out[-1]))
     return out
 
 
@@ -123,8 +144,7 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
                 level.coords[c] = ds[c]
             enc: dict[str, dict[str, Any]] = {}
             for n in names:
-                s, k = sums[n][li]
-                mean = (s / np.where(k > 0, k, np.nan)).astype(np.float32)
+                mean = sums[n][li].map_blocks(_mean, drop_axis=1, dtype=np.float32)
                 mean = mean.rechunk((1, min(512, ly), min(512, lx)))
                 attrs = dict(ds[n].attrs) | ({"grid_mapping": grid_mapping[0]} if grid_mapping else {})
                 level[n] = (("time", "y", "x"), mean, attrs | {"overview_factor": f})
@@ -144,7 +164,8 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
                                         consolidated=False, zarr_format=zarr_format, encoding=enc,
                                         storage_options=opts))
             datasets.append({"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": [ly, lx]})
-        dask.compute(*writes)
+        small = ds.sizes["time"] * ny * nx * 4 * len(names) <= LOCAL_BYTES
+        dask.compute(*writes, **({"scheduler": "threads"} if small else {}))
     return {"multiscales": [{
         "name": "overviews", "type": "mean", "variables": names, "datasets": datasets,
         "metadata": {"method": "block mean over f x f full-resolution pixels, NaN left out; see s2sr_cloud/io/"
