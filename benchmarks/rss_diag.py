@@ -52,7 +52,7 @@ def job(catalog, geom, chunk, workers=1, model="bicubic", ensemble=None):
         t0 = time.perf_counter()
         s2sr_cloud.write(sr, str(out), client=client)
         t = time.perf_counter() - t0
-        d = list(client.run(read).values())[0]
+        d = max(client.run(read).values(), key=lambda r: r["rss"])  # the worker with the highest peak
         hwm = max(client.run(R.peak_rss_gib).values())
     shutil.rmtree(out.parent, ignore_errors=True)
     return {"s": round(t, 1), "hwm_gib": round(hwm, 3), "rss_sampled_gib": round(d["rss"] / 2**30, 3),

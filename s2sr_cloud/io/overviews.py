@@ -35,8 +35,9 @@ import xarray as xr
 MIN_SIDE = 256
 # Full-resolution bytes (float32, every variable) up to which the levels are computed in this process, on threads:
 # for a small store the scheduling of a distributed cluster cost more than the work (960 x 960 px, 13 variables:
-# 2.7 s on a 2-worker LocalCluster, 1.5 s on threads). Larger stores use the cluster (the default scheduler).
-LOCAL_BYTES = 2**29
+# 2.7 s on a 2-worker LocalCluster, 1.9 s on threads). Larger stores use the cluster (the default scheduler): the
+# client may be far from the store, and the work is the cluster's to spread.
+LOCAL_BYTES = 2**26
 
 
 def level_factors(ny: int, nx: int, min_side: int = MIN_SIDE) -> list[int]:
