@@ -464,8 +464,8 @@ def main() -> None:
         # 2. the chunk function, one thread per process: one block of the DEFAULT chunk size at x4 and at x10 for
         # the peak RSS, the two processes side by side (with --quick at --ensemble 1: the default ensemble would
         # take ~4x longer; memory barely depends on it); then, in one process ALONE on the machine (a second job
-        # beside it competes for memory bandwidth: the post-processing, memory-bound, ran up to 2.5x slower, the
-        # network less), the share of time outside the network and the throughput per core at the default model and
+        # beside it competes for memory bandwidth: the memory-bound post-processing ran 1.4-2x slower beside the
+        # other lane), the share of time outside the network and the throughput per core at the default model and
         # ensemble (the area's 240 px at x4, 120 px at x10, with their halos)
         ens_blk = ens_cheap if args.quick else None
         d4, d10 = graph.default_chunk(4), graph.default_chunk(10)
