@@ -49,10 +49,14 @@ if __name__ == "__main__":
             with R.cluster(2) as client:
                 client.run(worker_timing)
                 t0 = time.perf_counter()
-                items = s2sr_cloud.search(catalog); t1 = time.perf_counter()
-                ds = s2sr_cloud.load(items, geometry=geom); t2 = time.perf_counter()
-                sr = s2sr_cloud.super_resolve(ds, 4, "default"); t3 = time.perf_counter()
-                s2sr_cloud.write(sr, str(out), client=client); t4 = time.perf_counter()
+                items = s2sr_cloud.search(catalog)
+                t1 = time.perf_counter()
+                ds = s2sr_cloud.load(items, geometry=geom)
+                t2 = time.perf_counter()
+                sr = s2sr_cloud.super_resolve(ds, 4, "default")
+                t3 = time.perf_counter()
+                s2sr_cloud.write(sr, str(out), client=client)
+                t4 = time.perf_counter()
                 parts = [p for p in client.run(worker_parts).values() if p]
             print({"search": round(t1 - t0, 2), "load": round(t2 - t1, 2), "sr_graph": round(t3 - t2, 2),
                    "write": round(t4 - t3, 2), **{k: round(v, 2) for k, v in T.items()},
