@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import math
 import os
@@ -328,8 +327,9 @@ def halo_overhead(scale: int, n: int = 10980) -> float:
             kept += 18 * cy * cx
             if hasattr(nets, "s2srnet_windows"):  # each group on its own window (the chunk function's crops)
                 net = P._arch_instance(MODEL)
-                if "pads" in inspect.signature(B.block_t).parameters:  # no halo beyond the tile's edges
-                    pads = (h if iy else 0, h if iy < last else 0, h if ix else 0, h if ix < last else 0)
+                if hasattr(graph, "block_pads"):  # no halo beyond the tile's edges: the pipeline's own rule
+                    pads = graph.block_pads(h, {0: {"chunk-location": (0, 0, iy, ix),
+                                                    "num-chunks": (1, 1, last + 1, last + 1)}})
                 else:
                     pads = (h,) * 4
                 win = nets.s2srnet_windows(net, {ff: tuple(p - B.post_reach(ff) if p else 0 for p in pads)
