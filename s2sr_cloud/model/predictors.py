@@ -280,11 +280,16 @@ def get_predictor(name: str, device: str = "auto", bands: tuple[str, ...] | None
     return TorchPredictor(name=name, device=device, ensemble=ensemble)  # refuses an ensemble it cannot run
 
 
+def env_torch_threads() -> int:
+    """``S2SR_TORCH_THREADS`` (default 1): torch threads per task; a bad value is a ConfigError."""
+    return env_number("S2SR_TORCH_THREADS", 1, int)
+
+
 def torch_threads(n: int | None = None) -> None:
     """Dask runs one task per worker thread; let torch use only its share of the cores: ``n`` (the graph's
     choice when there are fewer chunks than worker threads, capped at this machine's cores), else
-    ``S2SR_TORCH_THREADS`` (default 1)."""
+    ``env_torch_threads()``."""
     _THREADS[0] = n
-    n = min(n, os.cpu_count() or 1) if n else env_number("S2SR_TORCH_THREADS", 1, int)
+    n = min(n, os.cpu_count() or 1) if n else env_torch_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

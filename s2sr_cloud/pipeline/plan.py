@@ -22,14 +22,14 @@ import pystac
 
 from ..catalog import describe_items, search_items
 from ..catalog.server import sample_catalog
-from ..config import SAMPLES, JobConfig, env_number, redact_url
+from ..config import SAMPLES, JobConfig, redact_url
 from ..errors import ConfigError, OutputError
 from ..io import store
 from ..io.load import GridSpec, MaskSpec, area_geometry, grid_for, resolve_mask
-from ..model.predictors import get_predictor
+from ..model.predictors import env_torch_threads, get_predictor
 from ..model.registry import ENTRIES, model_sha256
 from ..ops.block import Predictor
-from .graph import WORKER_BUDGET_GIB, default_chunk
+from .graph import default_chunk, worker_budget_bytes
 
 
 class Action(enum.Enum):
@@ -218,8 +218,8 @@ def plan_job(cfg: JobConfig) -> JobPlan:
     """Search, group by UTM zone, size and check everything; raise before any byte is written."""
     _check_location(cfg.out)
     _check_quicklook(cfg)
-    for var, default, kind in (("S2SR_TORCH_THREADS", 1, int), ("S2SR_CHUNK_MEMORY_GIB", WORKER_BUDGET_GIB, float)):
-        env_number(var, default, kind)  # the workers read them: refuse a bad value here, before any work
+    env_torch_threads()  # the workers read these two: refuse a bad value here, before any work
+    worker_budget_bytes()
     predictor = get_predictor(cfg.model, bands=cfg.bands, ensemble=cfg.ensemble)  # refuses an impossible --ensemble
     entry = _model_entry(predictor.name)
     ensemble = None if entry is None else (cfg.ensemble or entry.kwargs.get("ensemble"))
