@@ -142,6 +142,18 @@ def autocast_delta(dev: torch.device, x: np.ndarray) -> dict:
         mse = float(np.mean((y[0, i10].astype(np.float64) - x[0, i10]) ** 2))
         res["bf16" if amp else "fp32"] = 10 * math.log10(1 / mse)
     res["delta_db"] = res["bf16"] - res["fp32"]
+    # what autocast does to the guarantees (x4, ensemble 1, 144 px of the real sample): chunk invariance (two
+    # blocks vs one, <= 1e-5 required), distance from the fp32 CPU output, consistency (the projection is fp64)
+    small = x[..., :144, :144]
+    pa = P.TorchPredictor(MODEL, device=dev.type, ensemble=1, autocast=True)
+    whole, h = run_block(small, pa, 4, quantize=False)
+    xp = np.pad(small, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
+    halves = [B.super_resolve_block(xp[..., :, a:b], pa, B.BlockSpec(4, FACTORS, h))
+              for a, b in ((0, 72 + 2 * h), (72, 144 + 2 * h))]
+    res["bf16_chunk_invariance_max_abs"] = float(np.nanmax(np.abs(np.concatenate(halves, -1) - whole)))
+    cpu, _ = run_block(small, P.TorchPredictor(MODEL, device="cpu", ensemble=1), 4, quantize=False)
+    res["bf16_vs_cpu_fp32_max_abs"] = float(np.nanmax(np.abs(whole - cpu)))
+    res["bf16_consistency_max_abs"] = consistency(small, whole, 4)
     return res
 
 

@@ -26,6 +26,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model", help="registered model to score as `s2sr` (default: the default model)")
     e.add_argument("--methods", help="comma-separated subset of the methods to score (default: all)")
     e.add_argument("--json", help="write the results as JSON")
+    e.add_argument("--device", default="cpu", help="where `s2sr` runs: cpu (default), cuda or auto")
+    e.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: the network under bf16 autocast (what TorchPredictor(autocast=True) does on CUDA)")
     e.add_argument("paths", nargs="+", metavar="PATH")
 
 
@@ -57,14 +60,14 @@ def dispatch(args: argparse.Namespace) -> int:
 
         methods = None
         if args.methods:
-            every = methods_for(args.task, Path(args.weights_dir), args.model)
+            every = methods_for(args.task, Path(args.weights_dir), args.model, args.device, args.precision)
             wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
             unknown = [m for m in wanted if m not in every]
             if unknown:
                 raise ConfigError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(every)}")
             methods = {m: every[m] for m in wanted}
         res = evaluate(args.task, args.paths, scale=args.scale, blur=args.blur, weights_dir=Path(args.weights_dir),
-                       model=args.model, methods=methods)
+                       model=args.model, methods=methods, device=args.device, precision=args.precision)
         print(format_report(res))
         if args.json:
             write_json(res, args.json)

@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import torch
+
 from .conftest import need_shared
 
 
@@ -55,3 +57,21 @@ def test_evaluate_methods_subset_and_unknown_method(tmp_path):
 def test_train_refuses_to_overwrite_the_shipped_weights():
     r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "train"], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "pass --out PATH" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_bf16_autocast_is_measured_not_ignored(tmp_path):
+    """``--precision bf16`` runs the network under bf16 autocast (on CPU here; on CUDA it is the measurement behind
+    TorchPredictor's ``autocast``): the figures move, slightly, and the JSON says what was run."""
+    patch = need_shared("bigearthnet", "S2B_MSIL2A_20180421T114349_47_56")
+    fp32, _ = _evaluate(tmp_path, "--task", "sr", "--scale", "4", "--methods", "s2sr", str(patch))
+    bf16, _ = _evaluate(tmp_path, "--task", "sr", "--scale", "4", "--methods", "s2sr", "--precision", "bf16",
+                        str(patch))
+    assert (fp32["precision"], bf16["precision"], bf16["device"]) == ("fp32", "bf16", "cpu")
+    a, b = fp32["methods"]["s2sr"]["overall"], bf16["methods"]["s2sr"]["overall"]
+    assert a["rmse"] != b["rmse"] and abs(a["psnr"] - b["psnr"]) < 0.1
+    assert b["consistency_l1"] < 1e-4  # the consistency layer runs in float64 after the bf16 network
+    if not torch.cuda.is_available():  # asking for a GPU that is not there: one line that says what to use
+        r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "evaluate", "--task", "sr", "--device", "cuda",
+                            str(patch)], capture_output=True, text=True, timeout=600)
+        assert r.returncode != 0 and "use device 'cpu' or 'auto'" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1

@@ -23,6 +23,7 @@ from .data import stack
 
 BORDER_LR = 4
 TASKS = ("sharpen20", "sharpen60", "sr")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -91,37 +92,46 @@ class Pool:
         return {"overall": overall, "bands": per_band}
 
 
-def _ours(task: str, net: torch.nn.Module | None = None, model: str | None = None) -> Callable[[Case], np.ndarray]:
+def _ours(task: str, net: torch.nn.Module | None = None, model: str | None = None, device: str = "cpu",
+          precision: str = "fp32") -> Callable[[Case], np.ndarray]:
+    """The product's network on ``device`` ('cpu', 'cuda', 'auto'; CUDA without TF32, as the pipeline runs it),
+    in fp32 or under bf16 autocast (``precision='bf16'``: the measurement behind TorchPredictor's ``autocast``)."""
+    import contextlib
+
+    from ..model.predictors import pick_device
     from ..model.registry import build_model, default_model
 
+    if precision not in PRECISIONS:
+        raise SystemExit(f"unknown precision {precision}: choose from {', '.join(PRECISIONS)}")
+    dev = pick_device(device)
     if net is None:
         name = model or default_model()
         if name == "bicubic":
             raise SystemExit("no trained model is installed: run `s2sr train` first")
         net = build_model(name)
+    net = net.to(dev)
 
     def run(case: Case) -> np.ndarray:
-        with torch.inference_mode():
-            lr = torch.from_numpy(case.lr).float()[None]
+        amp = (torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext())
+        with torch.inference_mode(), amp:
+            lr = torch.from_numpy(case.lr).float().to(dev)[None]
             if task in ("sharpen20", "sharpen60"):
                 if task == "sharpen60" and not net.learn60:  # what the pipeline does for the 60 m bands
-                    out = bicubic(case.lr, case.k)
-                else:
-                    sub = net.sharpen20_ens if task == "sharpen20" else net.sharpen60
-                    out = sub(torch.from_numpy(case.guide).float()[None], lr)[0].double().numpy()
+                    return project(bicubic(case.lr, case.k), case.lr, case.k)
+                sub = net.sharpen20_ens if task == "sharpen20" else net.sharpen60
+                out = sub(torch.from_numpy(case.guide).float().to(dev)[None], lr)[0]
             else:
                 c, h, w = case.lr.shape
-                out = net.super_resolve(lr.reshape(c, 1, h, w), case.k)
-                out = out.reshape(c, h * case.k, w * case.k).double().numpy()
-        return project(out, case.lr, case.k)  # the model's consistency layer, in float64
+                out = net.super_resolve(lr.reshape(c, 1, h, w), case.k).reshape(c, h * case.k, w * case.k)
+        return project(out.float().cpu().double().numpy(), case.lr, case.k)  # the consistency layer, float64
 
     return run
 
 
-def methods_for(task: str, weights_dir: Path | None, model: str | None = None
-                ) -> dict[str, Callable[[Case], np.ndarray]]:
+def methods_for(task: str, weights_dir: Path | None, model: str | None = None, device: str = "cpu",
+                precision: str = "fp32") -> dict[str, Callable[[Case], np.ndarray]]:
     out: dict[str, Callable[[Case], np.ndarray]] = {
-        "s2sr": _ours(task, model=model),
+        "s2sr": _ours(task, model=model, device=device, precision=precision),
         "bicubic": lambda c: bicubic(c.lr, c.k),
         "bicubic+cons": lambda c: project(bicubic(c.lr, c.k), c.lr, c.k),
         "lanczos": lambda c: lanczos(c.lr, c.k),
@@ -139,11 +149,12 @@ def methods_for(task: str, weights_dir: Path | None, model: str | None = None
 
 def evaluate(task: str, paths: list[str], scale: int = 4, blur: str = "dsen2",
              weights_dir: Path | None = None, model: str | None = None,
-             methods: dict[str, Callable[[Case], np.ndarray]] | None = None) -> dict[str, Any]:
+             methods: dict[str, Callable[[Case], np.ndarray]] | None = None, device: str = "cpu",
+             precision: str = "fp32") -> dict[str, Any]:
     if task not in TASKS:
         raise SystemExit(f"unknown task {task}: choose from {', '.join(TASKS)}")
     k = {"sharpen20": 2, "sharpen60": 6}.get(task, scale)
-    methods = methods or methods_for(task, weights_dir, model)
+    methods = methods or methods_for(task, weights_dir, model, device, precision)
     pools = {name: Pool() for name in methods}
     bands: tuple[str, ...] = ()
     for path in paths:
@@ -159,7 +170,7 @@ def evaluate(task: str, paths: list[str], scale: int = 4, blur: str = "dsen2",
         raise SystemExit("no PATH is large enough for this task")
     return {"task": task, "scale": k, "blur": blur, "blur_sigma_hr_px": blur_sigma(k, blur),
             "degradation": f"gaussian blur sigma {blur_sigma(k, blur):.4g} high-res px, then {k}x{k} block mean",
-            "border_lr_px": BORDER_LR, "paths": [str(p) for p in paths],
+            "border_lr_px": BORDER_LR, "paths": [str(p) for p in paths], "device": device, "precision": precision,
             "methods": {n: p.summary(bands, k) for n, p in pools.items()}}
 
 
