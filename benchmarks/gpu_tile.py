@@ -1,0 +1,104 @@
+"""The whole decimated 29RKH tile end to end on one GPU worker (issue 12): pipeline efficiency at tile size, where
+one 240 px area is all fixed cost. STAC search (rustac on loopback) -> COG read (loopback range server) -> SR ->
+statistics -> Zarr write, on a LocalCluster of ONE single-threaded worker process holding the GPU (dask resource
+GPU=1), default chunking, x4, default model; then the bare network forward on the same pixels in memory, chunk
+by chunk at the default chunk (the whole tile in one forward does not fit a GPU's memory at the default
+ensemble). The SR tasks' own parts are timed inside the worker. Readable lines, then one JSON line.
+
+    python benchmarks/gpu_tile.py                      # cuda, default ensemble and --ensemble 1
+    python benchmarks/gpu_tile.py --device cpu --window 240 --ensembles 1   # the same path on CPU, small
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as R  # noqa: E402
+
+import numpy as np  # noqa: E402
+import s2sr_cloud  # noqa: E402
+import torch  # noqa: E402
+from s2sr_cloud.pipeline import graph  # noqa: E402
+
+
+def worker_timing(on: bool, dask_worker=None):
+    from s2sr_cloud.ops import block as B
+
+    before = dict(B.TIMINGS)  # set_timing clears them
+    B.set_timing(on)
+    return before
+
+
+def bare_chunks(x: np.ndarray, ensemble: int | None, device: str, chunk: int) -> float:
+    """The network alone over the area, chunk by chunk (no halo, no post-processing), after a warm-up."""
+    dev = torch.device(device)
+    net = R.P.cached_model(R.MODEL, dev)
+    xt = torch.from_numpy(np.nan_to_num(x)).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        net(xt[..., :chunk, :chunk], 4, ensemble)
+        sync()
+        t0 = time.perf_counter()
+        for r in range(0, x.shape[-2], chunk):
+            for c in range(0, x.shape[-1], chunk):
+                net(xt[..., r:r + chunk, c:c + chunk], 4, ensemble)
+        sync()
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--window", type=int, help="a window of N x N grid px instead of the whole tile")
+    ap.add_argument("--ensembles", default="default,1")
+    args = ap.parse_args()
+    gpu = args.device.startswith("cuda")
+    res: dict = {"device": torch.cuda.get_device_name(0) if gpu else "cpu", "torch": torch.__version__}
+    chunk = graph.default_chunk(4)
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(R.range_server(R.TILE))
+        catalog = stack.enter_context(R.serve_items(R.tile_items(R.TILE, base)))
+        geom = R.window_geometry(R.TILE, 0, 0, args.window, args.window) if args.window else None
+        t0 = time.perf_counter()
+        x = R.load_array(catalog, geom)
+        res["load_array_s"] = time.perf_counter() - t0
+        print(f"area {x.shape[-2]} x {x.shape[-1]} grid px, 12 bands; default chunk x4 {chunk}", flush=True)
+        for ens_s in args.ensembles.split(","):
+            ens = None if ens_s == "default" else int(ens_s)
+            out = Path(tempfile.mkdtemp(prefix="s2sr-gpu-tile-")) / "out.zarr"
+            with R.cluster(1, gpu) as client:
+                client.run(worker_timing, True)
+                t0 = time.perf_counter()
+                items = s2sr_cloud.search(catalog)
+                ds = s2sr_cloud.load(items, geometry=geom, chunk=chunk)
+                sr = s2sr_cloud.super_resolve(ds, 4, "default", ensemble=ens)
+                t1 = time.perf_counter()
+                s2sr_cloud.write(sr, str(out), client=client)
+                e2e = time.perf_counter() - t0
+                parts = [p for p in client.run(worker_timing, False).values() if p]
+                rss = max(client.run(R.peak_rss_gib).values())
+            n_chunks = int(np.prod(sr["chunk_sums"].shape[2:]))
+            shutil.rmtree(out.parent, ignore_errors=True)
+            bare = bare_chunks(x, ens, args.device, chunk)
+            out_mpx = x.shape[-2] * x.shape[-1] * 16 * 12 / 1e6
+            r = {"e2e_s": e2e, "graph_s": t1 - t0, "bare_forward_s": bare, "pipeline_efficiency": bare / e2e,
+                 "chunks": n_chunks, "out_mpx_all_bands_per_s": out_mpx / e2e, "worker_peak_rss_gib": rss,
+                 "sr_task_parts_s": {k: round(v, 3) for k, v in (parts[0] if parts else {}).items()},
+                 "tile_10980_hours": 10980 ** 2 * 16 * 12 / 1e6 / (out_mpx / e2e) / 3600}
+            res[f"ens_{ens_s}"] = r
+            print(f"ensemble {ens_s}: end to end {e2e:.1f} s ({n_chunks} chunks; graph {t1 - t0:.1f} s), bare network "
+                  f"{bare:.2f} s -> pipeline_efficiency {bare / e2e:.3f}; {out_mpx / e2e:.1f} output Mpx/s (12 bands);"
+                  f" worker peak RSS {rss:.2f} GiB; a 10980 px tile at this rate {r['tile_10980_hours']:.2f} h; "
+                  f"SR task parts {r['sr_task_parts_s']}", flush=True)
+    print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
