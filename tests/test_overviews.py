@@ -106,3 +106,25 @@ def test_write_overviews_gives_block_means_of_the_store(field, tmp_path, where, 
         assert got.shape == want.shape == (1, -(-ny // f), -(-nx // f))
         assert np.isnan(got[0, 100 // f + 1, 320 // f]) and np.isnan(want[0, 100 // f + 1, 320 // f])
         assert np.allclose(got, want, atol=0.6e-4, equal_nan=True)  # one rounding to the 1e-4 DN grid
+
+
+def test_write_overviews_sums_each_block_once(field, tmp_path, monkeypatch):
+    """Every level's sums are computed once per block, however many levels use them. One store per level (xarray's
+    to_zarr each) had dask fuse each level's chain from the full resolution into that level's own tasks: the full
+    resolution was summed once per level (on the whole tile: 5 times, 65 s of a 101 s GPU run)."""
+    url = str(tmp_path / "o.zarr")
+    ny, nx = field.shape[1:]
+    ds = xr.Dataset({"B04": (("time", "y", "x"), field)},
+                    coords={"time": [np.datetime64("2020-02-19")], "y": 4e6 - np.arange(ny) * 2.5 - 1.25,
+                            "x": 5e5 + np.arange(nx) * 2.5 + 1.25}).chunk({"time": 1, "y": 240, "x": 240})
+    ds.to_zarr(url, zarr_format=3, consolidated=False)
+    calls = {"_first_sums": 0, "_next_sums": 0}
+    for name in calls:
+        def counted(block, _f=getattr(overviews, name), _n=name):
+            calls[_n] += block.size > 0  # not dask's meta calls on empty arrays
+            return _f(block)
+        monkeypatch.setattr(overviews, name, counted)
+    meta = overviews.write_overviews(url, ["B04"], 3)
+    levels = overviews.level_sums(da.from_array(field, chunks=(1, 240, 240)), 2)
+    assert [d["scale"] for d in meta["multiscales"][0]["datasets"]] == [1, 2, 4]
+    assert calls == {"_first_sums": levels[0].npartitions, "_next_sums": levels[1].npartitions}, calls

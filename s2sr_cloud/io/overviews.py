@@ -117,7 +117,7 @@ def _centres(c: np.ndarray, f: int, n: int) -> np.ndarray:
 
 def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, Any]:
     """(Re)write the levels of ``names``; returns the root attributes that describe them (``multiscales``)."""
-    import dask
+    import dask.array as da
     import zarr
 
     from . import store
@@ -133,7 +133,9 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
     if not factors or not names:
         return {"multiscales": None}
     grid_mapping = [c for c in ds.coords if c not in ("x", "y", "time") and "crs_wkt" in ds[c].attrs]
-    writes, datasets = [], [{"path": ".", "scale": 1, "shape": [ny, nx]}]
+    sources: list[Any] = []
+    targets: list[Any] = []
+    datasets = [{"path": ".", "scale": 1, "shape": [ny, nx]}]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         sums = {n: level_sums(ds[n].data, len(factors)) for n in names}
@@ -161,12 +163,23 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
             level = store.cf_coords(level)
             level.attrs = {"overview_factor": f, "resampling": "mean",
                            "description": f"{f}x{f} block means of the full-resolution variables (NaN left out)"}
-            writes.append(level.to_zarr(url, group=f"{store.OVERVIEWS}/{f}", mode="w", compute=False,
-                                        consolidated=False, zarr_format=zarr_format, encoding=enc,
-                                        storage_options=opts))
+            # xarray writes the level's metadata and coordinates; its bands are stored below, every level at once
+            level.to_zarr(url, group=f"{store.OVERVIEWS}/{f}", mode="w", compute=False, consolidated=False,
+                          zarr_format=zarr_format, encoding=enc, storage_options=opts)
+            group = zarr.open_group(store._store(url, opts), path=f"{store.OVERVIEWS}/{f}", mode="r+",
+                                    use_consolidated=False)
+            for n in names:
+                var = level[n].variable.copy(deep=False)
+                var.encoding = enc[n]
+                sources.append(xr.conventions.encode_cf_variable(var, name=n).data)  # xarray's own CF encoding
+                targets.append(group[n])
             datasets.append({"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": [ly, lx]})
+        # ONE store of every level and band: dask optimises the sources together, so a level's sums (used by its
+        # mean and by the next level) stay one task per block. A store per level (xarray's to_zarr) fused each
+        # level's chain from the full resolution into its own tasks: every level recomputed the levels below it
+        # (5 levels of a 4392 px store: each full-resolution block summed 5 times, benchmarks/tile_tasks.py).
         small = ds.sizes["time"] * ny * nx * 4 * len(names) <= LOCAL_BYTES
-        dask.compute(*writes, **({"scheduler": "threads"} if small else {}))
+        da.store(sources, targets, lock=False, compute=True, **({"scheduler": "threads"} if small else {}))
     return {"multiscales": [{
         "name": "overviews", "type": "mean", "variables": names, "datasets": datasets,
         "metadata": {"method": "block mean over f x f full-resolution pixels, NaN left out; see s2sr_cloud/io/"
