@@ -179,13 +179,13 @@ def peak_rss_gib() -> float:
 
 
 @contextlib.contextmanager
-def cluster(n: int, gpu: bool = False):
+def cluster(n: int, gpu: bool = False, threads: int = 1):
     import logging
 
     from distributed import Client, LocalCluster
 
     kw = {"resources": {"GPU": 1}} if gpu else {}
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+    with LocalCluster(n_workers=n, threads_per_worker=threads, processes=True, dashboard_address=":0",
                       silence_logs=logging.CRITICAL, **kw) as c, Client(c) as client:
         yield client
 
