@@ -96,7 +96,8 @@ def main() -> None:
                  "sr_task_parts_s": {k: round(v, 3) for k, v in (parts[0] if parts else {}).items()},
                  "tile_10980_hours": 10980 ** 2 * 16 * 12 / 1e6 / (out_mpx / e2e) / 3600}
             res[f"ens_{ens_s}_threads_{threads}"] = r
-            print(f"ensemble {ens_s}, 1 worker x {threads} thread(s): end to end {e2e:.1f} s ({n_chunks} chunks; graph {t1 - t0:.1f} s), bare network "
+            print(f"ensemble {ens_s}, 1 worker x {threads} thread(s): end to end {e2e:.1f} s ({n_chunks} chunks; "
+                  f"graph {t1 - t0:.1f} s), bare network "
                   f"{bare:.2f} s -> pipeline_efficiency {bare / e2e:.3f}; {out_mpx / e2e:.1f} output Mpx/s (12 bands);"
                   f" worker peak RSS {rss:.2f} GiB; a 10980 px tile at this rate {r['tile_10980_hours']:.2f} h; "
                   f"SR task parts {r['sr_task_parts_s']}", flush=True)

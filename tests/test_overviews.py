@@ -106,6 +106,13 @@ def test_write_overviews_gives_block_means_of_the_store(field, tmp_path, where, 
         assert got.shape == want.shape == (1, -(-ny // f), -(-nx // f))
         assert np.isnan(got[0, 100 // f + 1, 320 // f]) and np.isnan(want[0, 100 // f + 1, 320 // f])
         assert np.allclose(got, want, atol=0.6e-4, equal_nan=True)  # one rounding to the 1e-4 DN grid
+        # exactly: the level's DN are the rounded mean of the stored DN (integer sums, no decode to float and back)
+        dn = xr.open_zarr(url, consolidated=False, mask_and_scale=False)["B04"].values
+        s_dn, k_dn = _want(np.where(dn == store.FILL_DN, np.nan, dn.astype(np.float64)), f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            want_dn = np.where(k_dn > 0, np.rint(s_dn / k_dn), store.FILL_DN)
+        got_dn = xr.open_zarr(url, group=f"{store.OVERVIEWS}/{f}", consolidated=False, mask_and_scale=False)
+        assert got_dn["B04"].dtype == np.uint16 and np.array_equal(got_dn["B04"].values, want_dn)
 
 
 def test_write_overviews_sums_each_block_once(field, tmp_path, monkeypatch):
@@ -120,9 +127,9 @@ def test_write_overviews_sums_each_block_once(field, tmp_path, monkeypatch):
     ds.to_zarr(url, zarr_format=3, consolidated=False)
     calls = {"_first_sums": 0, "_next_sums": 0}
     for name in calls:
-        def counted(block, _f=getattr(overviews, name), _n=name):
+        def counted(block, *args, _f=getattr(overviews, name), _n=name):
             calls[_n] += block.size > 0  # not dask's meta calls on empty arrays
-            return _f(block)
+            return _f(block, *args)
         monkeypatch.setattr(overviews, name, counted)
     meta = overviews.write_overviews(url, ["B04"], 3)
     levels = overviews.level_sums(da.from_array(field, chunks=(1, 240, 240)), 2)

@@ -14,11 +14,13 @@ Open one with ``xr.open_zarr(OUT, group="overviews/4")``.
 Block means keep the product's spectral consistency: a level's pixel is the mean of the full-resolution pixels
 it covers, so at the level whose pixel equals an input pixel (4x for ``--scale 4``) it reproduces the input up to
 the store's DN rounding. NaN (nodata) pixels are left out of the mean; a block with no valid pixel is NaN. Every
-level is the float64 sum and the count of the full-resolution values it covers (one rounding to float32, not one
-per level), each level's sums made from the level below (``level_sums``): the store is read once, and a worker
-holds a few blocks at a time however many levels there are. Sides that are not a multiple of the factor get a
-last, partial block (the mean of the pixels it has), and the level's x/y coordinates are the block centres on the
-full-resolution grid's origin.
+level is the float64 sum and the count of the full-resolution values it covers, as stored: for the uint16 bands
+the DN themselves (exact integer sums), so a level pixel is the mean DN rounded once to the DN grid (and where a
+footprint's DN sum is exact, as the product's consistency makes it, the input-resolution level reproduces the
+input DN exactly); float32 variables (detail) get float32 means. Each level's sums are made from the level below
+(``level_sums``): the store is read once, and a worker holds a few blocks at a time however many levels there are.
+Sides that are not a multiple of the factor get a last, partial block (the mean of the pixels it has), and the
+level's x/y coordinates are the block centres on the full-resolution grid's origin.
 
 Rebuilt by every run that completes the store (``store.finish``, before the ``complete`` mark), so a resumed or
 appended store's levels always match its bands.
@@ -55,13 +57,16 @@ def _pair_sums(block: np.ndarray, dtype: Any) -> np.ndarray:
     *lead, h, w = block.shape
     if h % 2 or w % 2:
         block = np.pad(block, [(0, 0)] * len(lead) + [(0, h % 2), (0, w % 2)])
-    return block.reshape(*lead, (h + 1) // 2, 2, (w + 1) // 2, 2).sum(axis=(-3, -1), dtype=dtype)
+    # two strided adds: 5x faster than a sum over the two pair axes of a reshape (0.13 -> 0.025 s, 3360 px block)
+    rows = np.add(block[..., 0::2, :], block[..., 1::2, :], dtype=dtype)
+    return np.add(rows[..., 0::2], rows[..., 1::2])
 
 
-def _first_sums(block: np.ndarray) -> np.ndarray:
-    """(time, h, w) full-resolution block, NaN = no data -> (time, 2, ceil(h / 2), ceil(w / 2)) float64: the 2 x 2
-    sums of the valid values and their counts."""
-    ok = ~np.isnan(block)
+def _first_sums(block: np.ndarray, fill: int | None = None) -> np.ndarray:
+    """(time, h, w) full-resolution block, no data = NaN (floats) or ``fill`` (the store's raw uint16 DN) ->
+    (time, 2, ceil(h / 2), ceil(w / 2)) float64: the 2 x 2 sums of the valid values and their counts (exact for
+    DN: integers far below 2^53)."""
+    ok = ~np.isnan(block) if fill is None else block != fill
     return np.stack([_pair_sums(np.where(ok, block, 0), np.float64), _pair_sums(ok, np.float64)], axis=1)
 
 
@@ -69,14 +74,18 @@ def _next_sums(block: np.ndarray) -> np.ndarray:
     return _pair_sums(block, np.float64)
 
 
-def _mean(block: np.ndarray) -> np.ndarray:
-    """(time, 2, h, w) sums and counts -> (time, h, w) float32 means, NaN where nothing was valid."""
+def _mean(block: np.ndarray, fill: int | None = None) -> np.ndarray:
+    """(time, 2, h, w) sums and counts -> (time, h, w) means where something was valid: float32 (NaN elsewhere),
+    or with ``fill`` the mean DN rounded to the nearest integer (half to even, as xarray's CF encoding rounds) as
+    uint16 (``fill`` elsewhere)."""
     s, k = block[:, 0], block[:, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(k > 0, s / k, np.nan).astype(np.float32)
+        if fill is None:
+            return np.where(k > 0, s / k, np.nan).astype(np.float32)
+        return np.where(k > 0, np.rint(s / k), fill).astype(np.uint16)
 
 
-def _halve(a: Any) -> Any:
+def _halve(a: Any, fill: int | None = None) -> Any:
     """A dask array (time, y, x) of values (``_first_sums``) or (time, 2, y, x) of sums and counts
     (``_next_sums``) -> the next level's (time, 2, ceil(y / 2), ceil(x / 2)) sums and counts. Every chunk but the
     last must be even for the 2 x 2 pairs to stay inside a chunk: chunks that are not (or are under 256 px, so the
@@ -92,18 +101,20 @@ def _halve(a: Any) -> Any:
         a = a.rechunk(rechunk)
     halved = tuple(tuple((n + 1) // 2 for n in a.chunks[ax]) for ax in (a.ndim - 2, a.ndim - 1))
     if a.ndim == 3:  # the full resolution: a (sum, count) axis appears
-        return da.map_blocks(_first_sums, a, chunks=(a.chunks[0], (2,), *halved), new_axis=1, dtype=np.float64)
+        return da.map_blocks(_first_sums, a, fill, chunks=(a.chunks[0], (2,), *halved), new_axis=1,
+                             dtype=np.float64)
     return da.map_blocks(_next_sums, a, chunks=(a.chunks[0], a.chunks[1], *halved), dtype=np.float64)
 
 
-def level_sums(v: Any, n_levels: int) -> list[Any]:
+def level_sums(v: Any, n_levels: int, fill: int | None = None) -> list[Any]:
     """Per level l = 1 .. n_levels, a (time, 2, ny / 2^l, nx / 2^l) float64 dask array: the sum and the count of
     the valid (non-NaN) values of the (time, y, x) dask array ``v`` over each 2^l x 2^l block, partial blocks at
     the ends. Each level is made from the one below, so every full-resolution block is read once and is consumed
     by level 2 alone: a worker holds a few blocks, whatever the number of levels (building each level from the
     full resolution held the blocks until every level had used them: 4.1 GB at once on one worker for a 4392 px x4
-    store). One task per block and level does the whole step (a dask graph of a few layers per level)."""
-    out = [_halve(v)]
+    store). One task per block and level does the whole step (a dask graph of a few layers per level). ``fill``:
+    ``v`` holds raw DN with this no-data value instead of NaN."""
+    out = [_halve(v, fill)]
     for _ in range(n_levels - 1):
         out.append(_halve(out[-1]))
     return out
@@ -138,7 +149,12 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
     datasets = [{"path": ".", "scale": 1, "shape": [ny, nx]}]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        sums = {n: level_sums(ds[n].data, len(factors)) for n in names}
+        # the stored values as they are (uint16 DN with their fill value, float32 with NaN): the levels are block
+        # means of the DN, rounded once to the DN grid, with no decoding to float and encoding back
+        raw = xr.open_zarr(url, consolidated=False, storage_options=opts, mask_and_scale=False)
+        fills = {n: int(ds[n].encoding.get("_FillValue", store.FILL_DN))
+                 if ds[n].encoding.get("dtype") == np.dtype("uint16") else None for n in names}
+        sums = {n: level_sums(raw[n].data, len(factors), fills[n]) for n in names}
         for li, f in enumerate(factors):
             ly, lx = -(-ny // f), -(-nx // f)
             level = xr.Dataset(coords={"time": ds["time"], "y": _centres(ds["y"].values, f, ly),
@@ -146,15 +162,14 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
             for c in grid_mapping:
                 level.coords[c] = ds[c]
             enc: dict[str, dict[str, Any]] = {}
+            chunks = (1, min(512, ly), min(512, lx))
             for n in names:
-                mean = sums[n][li].map_blocks(_mean, drop_axis=1, dtype=np.float32)
-                mean = mean.rechunk((1, min(512, ly), min(512, lx)))
                 attrs = dict(ds[n].attrs) | ({"grid_mapping": grid_mapping[0]} if grid_mapping else {})
-                level[n] = (("time", "y", "x"), mean, attrs | {"overview_factor": f})
+                shape_only = da.zeros((ds.sizes["time"], ly, lx), chunks=chunks, dtype=np.float32)  # never computed
+                level[n] = (("time", "y", "x"), shape_only, attrs | {"overview_factor": f})
                 src = ds[n].encoding
-                e: dict[str, Any] = {"chunks": (1, min(512, ly), min(512, lx)),
-                                     "compressors": store.compressors(zarr_format)}
-                if src.get("dtype") == np.dtype("uint16"):
+                e: dict[str, Any] = {"chunks": chunks, "compressors": store.compressors(zarr_format)}
+                if fills[n] is not None:
                     e |= {"dtype": "uint16", "scale_factor": np.float32(src["scale_factor"]),
                           "add_offset": np.float32(src.get("add_offset", 0.0)), "_FillValue": store.FILL_DN}
                 else:
@@ -163,15 +178,15 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
             level = store.cf_coords(level)
             level.attrs = {"overview_factor": f, "resampling": "mean",
                            "description": f"{f}x{f} block means of the full-resolution variables (NaN left out)"}
-            # xarray writes the level's metadata and coordinates; its bands are stored below, every level at once
+            # xarray writes the level's metadata (CF encoding attributes) and coordinates; the bands' values are
+            # stored below as they are stored at full resolution (DN or float32), every level at once
             level.to_zarr(url, group=f"{store.OVERVIEWS}/{f}", mode="w", compute=False, consolidated=False,
                           zarr_format=zarr_format, encoding=enc, storage_options=opts)
             group = zarr.open_group(store._store(url, opts), path=f"{store.OVERVIEWS}/{f}", mode="r+",
                                     use_consolidated=False)
             for n in names:
-                var = level[n].variable.copy(deep=False)
-                var.encoding = enc[n]
-                sources.append(xr.conventions.encode_cf_variable(var, name=n).data)  # xarray's own CF encoding
+                dtype = np.float32 if fills[n] is None else np.uint16
+                sources.append(sums[n][li].map_blocks(_mean, fills[n], drop_axis=1, dtype=dtype).rechunk(chunks))
                 targets.append(group[n])
             datasets.append({"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": [ly, lx]})
         # ONE store of every level and band: dask optimises the sources together, so a level's sums (used by its
