@@ -21,7 +21,7 @@ def test_gdal_cachemax_from_the_environment_is_an_integer(monkeypatch):
 
 
 @pytest.mark.parametrize("var,value", [("S2SR_TORCH_THREADS", "two"), ("S2SR_CHUNK_MEMORY_GIB", "-1"),
-                                       ("S2SR_CHUNK_MEMORY_GIB", "2,5")])
+                                       ("S2SR_CHUNK_MEMORY_GIB", "2,5"), ("S2SR_WRITE_THREADS", "0")])
 def test_bad_tuning_variable_is_one_line_error_before_any_work(var, value, monkeypatch, tmp_path, capsys):
     from s2sr_cloud.cli import main
 

@@ -529,19 +529,36 @@ def layer_names(bands: list[str] | tuple[str, ...], has: Any) -> tuple[str, ...]
     return (*bands, DETAIL, *((COUNT,) if COUNT in has else ()))
 
 
+def write_threads() -> int:
+    """``S2SR_WRITE_THREADS`` (default: this machine's cores, at most 4): variables a chunk write encodes and
+    compresses at once. One thread took 6.7-6.9 s for a 3360 px x4 chunk (13 variables) on a 2-core VM, two
+    3.6-4.1 s; on a GPU worker the writes are most of the run (benchmarks/RESULTS.md)."""
+    from ..config import env_number
+
+    return int(env_number("S2SR_WRITE_THREADS", min(4, len(os.sched_getaffinity(0))), int))
+
+
 def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: np.ndarray, sums: np.ndarray,
                 t: int, ci: int, cj: int, y0: int, x0: int) -> tuple[int, int, int]:
     """Region-write one output chunk (all band variables, detail, its statistics sums), then mark it done.
     Runs on a worker with the storage options captured on the client (the worker may have no credentials in its
     environment); idempotent, so a chunk interrupted half-way is simply written again."""
+    from concurrent.futures import ThreadPoolExecutor
+
     g = _group(url, "r+", opts)
     h, w = block.shape[-2:]
-    crc = 0
-    for c, name in enumerate(names):
-        arr = g[name]
+
+    def put(c: int) -> np.ndarray:  # numpy's encoding and zarr's compression release the GIL
+        arr = g[names[c]]
         encoded = _encode(arr, block[0, c])
         arr[t, y0:y0 + h, x0:x0 + w] = encoded
-        crc = zlib.crc32(np.ascontiguousarray(encoded).tobytes(), crc)
+        return encoded
+
+    crc, k = 0, write_threads()
+    with ThreadPoolExecutor(k) as pool:
+        for start in range(0, len(names), k):  # k variables at a time: at most k encoded copies held
+            for encoded in pool.map(put, range(start, min(start + k, len(names)))):
+                crc = zlib.crc32(np.ascontiguousarray(encoded), crc)  # in name order, as before
     g[SUMS][t, :, ci, cj] = sums[0, :, 0, 0]
     if CRC in g:
         g[CRC][t, ci, cj] = crc

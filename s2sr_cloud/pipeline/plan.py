@@ -218,8 +218,9 @@ def plan_job(cfg: JobConfig) -> JobPlan:
     """Search, group by UTM zone, size and check everything; raise before any byte is written."""
     _check_location(cfg.out)
     _check_quicklook(cfg)
-    env_torch_threads()  # the workers read these two: refuse a bad value here, before any work
+    env_torch_threads()  # the workers read these: refuse a bad value here, before any work
     worker_budget_bytes()
+    store.write_threads()
     predictor = get_predictor(cfg.model, bands=cfg.bands, ensemble=cfg.ensemble)  # refuses an impossible --ensemble
     entry = _model_entry(predictor.name)
     ensemble = None if entry is None else (cfg.ensemble or entry.kwargs.get("ensemble"))
