@@ -509,6 +509,9 @@ def _group(url: str, mode: str = "r+", opts: dict[str, Any] | None = None) -> An
     return zarr.open_group(url, mode=mode, storage_options=opts or None, use_consolidated=False)
 
 
+ENCODE_BYTES = 2**24
+
+
 def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
     """CF-encode ``values`` for zarr array ``arr`` exactly as xarray would (round, fill NaN)."""
     attrs = arr.attrs
@@ -517,10 +520,14 @@ def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
     # format 3 keeps the CF _FillValue as an attribute; format 2 only as the array's fill_value (equal by design)
     fill = int(attrs["_FillValue"]) if "_FillValue" in attrs else int(arr.fill_value)
     sf, off = float(attrs.get("scale_factor", 1)), float(attrs.get("add_offset", 0))
-    with np.errstate(invalid="ignore"):
-        dn = np.around((values.astype(np.float64) - off) / sf)
-    dn = np.clip(dn, 0, fill - 1)
-    return np.where(np.isnan(values), fill, dn).astype(arr.dtype)
+    out = np.empty(values.shape, arr.dtype)
+    rows = max(1, ENCODE_BYTES // (8 * max(1, values[..., 0, :].size)))  # float64 temporaries of ~16 MB, not the
+    for r in range(0, values.shape[-2], rows):                          # whole chunk's (4 x 90 MB per thread)
+        v = values[..., r:r + rows, :]
+        with np.errstate(invalid="ignore"):
+            dn = np.clip(np.around((v.astype(np.float64) - off) / sf), 0, fill - 1)
+        out[..., r:r + rows, :] = np.where(np.isnan(v), fill, dn)
+    return out
 
 
 def layer_names(bands: list[str] | tuple[str, ...], has: Any) -> tuple[str, ...]:
