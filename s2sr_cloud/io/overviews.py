@@ -171,7 +171,7 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
                 e: dict[str, Any] = {"chunks": chunks, "compressors": store.compressors(zarr_format)}
                 if fills[n] is not None:
                     e |= {"dtype": "uint16", "scale_factor": np.float32(src["scale_factor"]),
-                          "add_offset": np.float32(src.get("add_offset", 0.0)), "_FillValue": store.FILL_DN}
+                          "add_offset": np.float32(src.get("add_offset", 0.0)), "_FillValue": fills[n]}
                 else:
                     e |= {"dtype": "float32", "_FillValue": np.float32(np.nan)}
                 enc[n] = e
