@@ -542,7 +542,8 @@ def write_threads() -> int:
     3.6-4.1 s; on a GPU worker the writes are most of the run (benchmarks/RESULTS.md)."""
     from ..config import env_number
 
-    return int(env_number("S2SR_WRITE_THREADS", min(4, len(os.sched_getaffinity(0))), int))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(env_number("S2SR_WRITE_THREADS", min(4, cores), int))
 
 
 def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: np.ndarray, sums: np.ndarray,
