@@ -19,17 +19,8 @@ from s2sr_cloud.io import store  # noqa: E402
 from s2sr_cloud.pipeline import write as W  # noqa: E402
 
 T = {}
-def timed(mod, name):
-    f = getattr(mod, name)
-    def g(*a, **k):
-        t = time.perf_counter()
-        try:
-            return f(*a, **k)
-        finally:
-            T[name] = T.get(name, 0) + time.perf_counter() - t
-    setattr(mod, name, g)
 for _mod, _name in ((W, "_run_tasks"), (store, "finish"), (store, "write_template")):
-    timed(_mod, _name)
+    R.time_calls(_mod, _name, T)
 
 def worker_parts(dask_worker=None):
     from s2sr_cloud.ops import block as B

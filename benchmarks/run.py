@@ -169,6 +169,19 @@ def needed_tile_bytes(folder: Path, row0: int, col0: int, rows: int, cols: int) 
 
 
 # --------------------------------------------------------------------------------------------------- helpers
+def time_calls(mod, name: str, into: dict[str, float]) -> None:
+    """Replace ``mod.name`` by a wrapper that adds each call's wall time to ``into[name]``."""
+    f = getattr(mod, name)
+
+    def timed(*a, **k):
+        t = time.perf_counter()
+        try:
+            return f(*a, **k)
+        finally:
+            into[name] = into.get(name, 0) + time.perf_counter() - t
+    setattr(mod, name, timed)
+
+
 def peak_rss_gib() -> float:
     """This process's peak RSS (VmHWM). Not ru_maxrss: Linux keeps ru_maxrss across execve, so a worker or
     subprocess started from a large parent would report the parent's peak."""

@@ -27,18 +27,6 @@ from s2sr_cloud.pipeline import write as W  # noqa: E402
 STEPS: dict[str, float] = {}
 
 
-def timed(mod, name):
-    f = getattr(mod, name)
-
-    def g(*a, **k):
-        t = time.perf_counter()
-        try:
-            return f(*a, **k)
-        finally:
-            STEPS[name] = STEPS.get(name, 0) + time.perf_counter() - t
-    setattr(mod, name, g)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="bicubic")
@@ -48,7 +36,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     for mod, name in ((W, "_run_tasks"), (store, "finish"), (store, "write_template")):
-        timed(mod, name)
+        R.time_calls(mod, name, STEPS)
     with contextlib.ExitStack() as stack:
         base = stack.enter_context(R.range_server(R.TILE))
         catalog = stack.enter_context(R.serve_items(R.tile_items(R.TILE, base)))
