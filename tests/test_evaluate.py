@@ -70,6 +70,10 @@ def test_evaluate_bf16_autocast_is_measured_not_ignored(tmp_path):
     a, b = fp32["methods"]["s2sr"]["overall"], bf16["methods"]["s2sr"]["overall"]
     assert a["rmse"] != b["rmse"] and abs(a["psnr"] - b["psnr"]) < 0.1
     assert b["consistency_l1"] < 1e-4  # the consistency layer runs in float64 after the bf16 network
+    r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "evaluate", "--task", "sr", "--device", "gpu",
+                        str(patch)], capture_output=True, text=True, timeout=600)  # not a device name at all
+    assert r.returncode != 0 and "'gpu' is not a torch device" in r.stderr and "internal error" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     if not torch.cuda.is_available():  # asking for a GPU that is not there: one line that says what to use
         r = subprocess.run([sys.executable, "-m", "s2sr_cloud.cli", "evaluate", "--task", "sr", "--device", "cuda",
                             str(patch)], capture_output=True, text=True, timeout=600)

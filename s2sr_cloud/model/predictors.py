@@ -87,7 +87,10 @@ def pick_device(spec: str = "auto") -> torch.device:
     else CPU."""
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(spec)
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise ModelError(f"device {spec!r} is not a torch device: use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(f"device {spec!r} requested but this machine has no CUDA GPU: use device 'cpu' or 'auto'")
     if dev.type == "cuda":
