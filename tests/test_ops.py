@@ -232,3 +232,35 @@ def test_statistics_sums_equal_the_numpy_reference(scale):
     for ci in range(5):
         ref = point_sums_t(torch.from_numpy(x[:, ci]), torch.from_numpy(y[:, ci]), scale).numpy()
         assert np.allclose(ref, want[:, 2, ci, :tops.NSUM], rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [4, 10, 24, 60])
+def test_quantiser_selection_without_sort_equals_the_stable_sort(k):
+    """The CPU quantiser (round to nearest, then a few passes per footprint) takes the same pixels as the stable
+    sort (the GPU path), on the projection of real bands: with ties (flat footprints, fractions on a 1/4 grid),
+    and with footprints far from consistent (the sort fallback)."""
+    import torch
+
+    from s2sr_cloud.ops import tops
+
+    n = 120 // k * k
+    x = X[0, :, :n, :n].astype(np.float64)  # (5, n, n) reflectance of real bands
+    xn = np.round(block_mean(x, k) / 1e-4)  # native DN
+    y = project(replicate(x, 1) / 1e-4 + np.random.default_rng(k).normal(0, 30, x.shape), xn, k)
+    y[0, :k, :k] = 1000.25  # one flat footprint: every fraction ties
+    y[1] = np.round(y[1] * 4) / 4  # ties on a quarter grid
+    xn[2, 0, 0] -= 40  # far from consistent: footprints that need many pixels changed, or more than they have
+    xn[2, -1, -1] += 0.5
+    h = y.reshape(5, n // k, k, n // k, k).swapaxes(-3, -2).reshape(5, n // k, n // k, k * k)
+    q = np.floor(h)
+    frac = torch.from_numpy(h - q).float()
+    deficit = torch.from_numpy(np.clip(np.rint(xn * k * k - q.sum(-1)), 0, k * k))
+    fast, ref = tops._round_up_select(frac, deficit), tops._round_up_sort(frac, deficit)
+    assert torch.equal(fast, ref)
+    assert int((fast != (frac >= 0.5)).sum()) > 0  # rounding to nearest alone would not do
+    dn = tops.quantize_consistent(torch.from_numpy(y), torch.from_numpy(xn), k).numpy()
+    sums = dn.reshape(5, n // k, k, n // k, k).sum(axis=(2, 4))
+    reachable = (xn * k * k >= np.floor(y).reshape(5, n // k, k, n // k, k).sum(axis=(2, 4))) & (
+        xn * k * k <= np.ceil(y).reshape(5, n // k, k, n // k, k).sum(axis=(2, 4)))
+    assert np.array_equal(sums[reachable], (xn * k * k)[reachable])
+    assert np.abs(dn - y).max() < 1.0

@@ -9,6 +9,7 @@ quantisation (exact), and the statistics sums.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable
 
 import torch
@@ -199,18 +200,65 @@ def contract_nonneg(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
 
 def quantize_consistent(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
     """``resample.quantize_consistent`` on tensors: integer ``y`` whose every k x k footprint sums to k*k*x
-    (x integer valued). y: (..., H, W) float64 DN; returns float64 integers."""
+    (x integer valued). y: (..., H, W) float64 DN; returns float64 integers. The pixels given +1 are those with
+    the largest fractional parts (float32), the first of equal ones first; on CPU found by ``_round_up_select``
+    (no sort), elsewhere by ``_round_up_sort``: the same pixels."""
     *lead, H, W = y.shape
     h, w = H // k, W // k
     blocks = y.reshape(*lead, h, k, w, k).transpose(-3, -2).reshape(*lead, h, w, k * k)
     q = torch.floor(blocks)
     frac = (blocks - q).float()
     deficit = torch.round(x * (k * k) - q.sum(-1)).clamp(0, k * k)
+    up = (_round_up_select if y.device.type == "cpu" else _round_up_sort)(frac, deficit)
+    q = q + up.to(q.dtype)
+    return q.reshape(*lead, h, w, k, k).transpose(-3, -2).reshape(*lead, H, W)
+
+
+def _round_up_sort(frac: torch.Tensor, deficit: torch.Tensor) -> torch.Tensor:
+    """(..., n) fractions, (...) counts -> bool (..., n): the ``deficit`` largest fractions of each row, by a
+    stable sort (ties: the lower index first). No host synchronisation (the GPU path)."""
+    n = frac.shape[-1]
     order = torch.argsort(-frac, dim=-1, stable=True)
     ranks = torch.empty_like(order)
-    ranks.scatter_(-1, order, torch.arange(k * k, device=y.device).expand_as(order))
-    q = q + (ranks < deficit[..., None]).to(q.dtype)
-    return q.reshape(*lead, h, w, k, k).transpose(-3, -2).reshape(*lead, H, W)
+    ranks.scatter_(-1, order, torch.arange(n, device=frac.device).expand_as(order))
+    return ranks < deficit[..., None]
+
+
+def _round_up_select(frac: torch.Tensor, deficit: torch.Tensor) -> torch.Tensor:
+    """``_round_up_sort`` without a sort (the CPU path; 3x faster at k = 10). Every fraction >= 0.5 ranks above
+    every one below, so rounding to nearest already picks the right set wherever it rounds up ``deficit``
+    pixels. The rest differ by a few (|d| ~ sqrt(n / 12)): they take, one pass per pixel, the largest fraction
+    not yet taken (first of ties), or give back the smallest taken (last of ties), until the count is right."""
+    n = frac.shape[-1]
+    f2 = frac.reshape(-1, n)
+    up = f2 >= 0.5
+    d = deficit.reshape(-1)
+    need = d.to(torch.int16) - up.sum(-1, dtype=torch.int16)
+    far = torch.nonzero(need.abs() > 4 + 2 * math.isqrt(n)).squeeze(1)  # rare (input far from consistent): sort
+    if far.numel():
+        up[far] = _round_up_sort(f2[far], d[far])
+        need[far] = 0
+    for add in (True, False):
+        rows = torch.nonzero(need > 0 if add else need < 0).squeeze(1)
+        if not rows.numel():
+            continue
+        s = f2[rows]
+        # argmax takes the first of equal maxima: for giving back, flip so that the first is the last index
+        s = torch.where(s < 0.5, s, -1.0) if add else torch.where(s >= 0.5, -s, -2.0).flip(-1)
+        left = need[rows].abs()
+        taken_rows, taken = [], []
+        while rows.numel():
+            j = s.argmax(-1)
+            taken_rows.append(rows)
+            taken.append(j)
+            s[torch.arange(len(j)), j] = -3.0
+            left = left - 1
+            keep = left > 0
+            if not bool(keep.all()):
+                s, rows, left = s[keep], rows[keep], left[keep]
+        r, j = torch.cat(taken_rows), torch.cat(taken)
+        up[r, j if add else (n - 1) - j] = add
+    return up.reshape(frac.shape)
 
 
 NSUM = 8  # n, sx, sy, sxx, syy, sxy, sabs, ssd (as ops.stats.SUMS)
