@@ -228,10 +228,13 @@ def load_array(catalog: str, geometry: dict | None) -> np.ndarray:
 
 
 def bare_forward(x: np.ndarray, scale: int, ensemble: int | None, threads: int, device: str) -> float:
-    """The network alone on the area in memory (no halo, no tiling, no post-processing), best of 1."""
-    torch.set_num_threads(threads)
+    """The network alone on the area in memory (no halo, no tiling, no post-processing), best of 1, on ``threads``
+    torch threads. (Through round 5 this called torch.set_num_threads before ``cached_model``, whose first load
+    set the process back to S2SR_TORCH_THREADS (1): the bare forward ran on ONE thread against the pipeline's two.)"""
+    P.torch_threads(threads)  # what a task does: cached_model's first load keeps it
     dev = torch.device(device)
     net = P.cached_model(MODEL, dev)
+    assert torch.get_num_threads() == min(threads, os.cpu_count() or 1), torch.get_num_threads()
     xt = torch.from_numpy(np.nan_to_num(x)).to(dev)
     with torch.inference_mode():
         net(xt[..., :48, :48], scale, ensemble)  # warm-up (kernels, allocator)

@@ -14,6 +14,10 @@ from typing import Any
 # (THP_MEM_ALLOC_ENABLE=0) wins.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
+from ._process import tune_malloc  # noqa: E402
+
+tune_malloc()  # in a dask worker: glibc's mmap threshold back on (see _process)
+
 from . import bands  # noqa: E402
 from ._version import __version__  # noqa: E402
 
