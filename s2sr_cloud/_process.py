@@ -41,3 +41,11 @@ def tune_malloc() -> bool:
         return False
     tuned = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     return tuned
+
+
+def release_memory() -> None:
+    """Where ``tune_malloc`` made this process keep freed memory for reuse: hand the free pages back to the OS
+    (``malloc_trim``), once per task rather than per allocation. Called after each SR task and chunk write, so a
+    worker's resident memory returns to what it holds between chunks, as under dask's own setting."""
+    if tuned:
+        ctypes.CDLL(None).malloc_trim(0)

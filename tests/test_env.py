@@ -123,3 +123,39 @@ def test_dask_workers_run_with_the_mmap_threshold_restored(dask_cluster):
         return os.environ.get("MALLOC_TRIM_THRESHOLD_"), p.tuned
 
     assert set(dask_cluster.run(state).values()) == {("65536", True)}
+
+
+_RELEASE = """
+import numpy as np
+import s2sr_cloud._process as p
+
+
+def rss_mib():
+    return int([ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmRSS")][0]) / 1024
+
+
+keep = []
+for i in range(60):  # 60 x 4 MiB temporaries from the heap (below the restored 32 MiB mmap threshold), touched
+    keep.append(np.ones(1 << 19))
+last = keep.pop()  # the heap's top stays in use, so no automatic trim can hand the rest back
+keep.clear()
+before = rss_mib()
+p.release_memory()
+print(p.tuned, before - rss_mib())
+"""
+
+
+def test_release_memory_hands_freed_heap_pages_back_after_a_task():
+    """With the mmap threshold restored, freed temporaries stay in the worker's heap for the next tensor; after
+    each SR task and chunk write ``release_memory`` gives their pages back (malloc_trim), so a worker between
+    chunks holds what dask would have let it hold."""
+    import os
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | {"MALLOC_TRIM_THRESHOLD_": "65536"}
+    out = subprocess.run([sys.executable, "-c", _RELEASE], env=env, capture_output=True, text=True, check=True)
+    tuned, freed = out.stdout.split()
+    assert tuned == "True" and float(freed) > 200, out.stdout  # 59 x 4 MiB = 236 MiB were free in the heap

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
+from .._process import release_memory
 from ..bands import FACTOR_ATTR
 from ..io.load import COUNT
 from ..io.store import DETAIL, DONE, STORE_QUANTUM, SUMS
@@ -68,6 +69,7 @@ def _sr_pair(block: np.ndarray, predictor: BicubicPredictor | TorchPredictor, sp
 
     torch_threads(threads)
     y, sums = super_resolve_block_sums(block, predictor, spec, block_pads(spec.halo, block_info))
+    release_memory()  # the chunk function's temporaries' pages back to the OS (s2sr_cloud._process)
     return y, sums.reshape(sums.shape[0], -1, 1, 1)
 
 

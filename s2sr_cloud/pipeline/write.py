@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
+from .._process import release_memory
 from ..errors import OutputError, ReadError
 from ..io import store
 from ..ops.stats import COMPARISONS, METRICS, NSUM, finalize
@@ -127,7 +128,9 @@ def _write_block(*args: Any) -> Any:
     import zarr
 
     with zarr.config.set({"array.write_empty_chunks": True}):
-        return store.write_block(*args)
+        out = store.write_block(*args)
+    release_memory()  # the encoded copies' pages back to the OS (s2sr_cloud._process)
+    return out
 
 
 def _is_read_error(err: BaseException) -> bool:
