@@ -23,11 +23,12 @@ TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # as glibc's dynamic rule sets it
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 
 tuned = False  # whether tune_malloc changed this process's allocator
+_libc: ctypes.CDLL | None = None  # glibc, once tune_malloc has tuned it (release_memory trims through it)
 
 
 def tune_malloc() -> bool:
     """Undo the cost of dask's ``MALLOC_TRIM_THRESHOLD_`` for this process (glibc only). Returns whether it did."""
-    global tuned
+    global tuned, _libc
     env = os.environ
     if env.get("MALLOC_TRIM_THRESHOLD_") != DASK_TRIM_THRESHOLD or "MALLOC_MMAP_THRESHOLD_" in env:
         return False
@@ -40,6 +41,7 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     tuned = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    _libc = libc if tuned else None
     return tuned
 
 
@@ -47,5 +49,5 @@ def release_memory() -> None:
     """Where ``tune_malloc`` made this process keep freed memory for reuse: hand the free pages back to the OS
     (``malloc_trim``), once per task rather than per allocation. Called after each SR task and chunk write, so a
     worker's resident memory returns to what it holds between chunks, as under dask's own setting."""
-    if tuned:
-        ctypes.CDLL(None).malloc_trim(0)
+    if _libc is not None:
+        _libc.malloc_trim(0)

@@ -246,12 +246,16 @@ def test_quantiser_selection_without_sort_equals_the_stable_sort(k):
     n = 120 // k * k
     x = X[0, :, :n, :n].astype(np.float64)  # (5, n, n) reflectance of real bands
     xn = np.round(block_mean(x, k) / 1e-4)  # native DN
-    y = project(replicate(x, 1) / 1e-4 + np.random.default_rng(k).normal(0, 30, x.shape), xn, k)
+    y = project(x / 1e-4 + np.random.default_rng(k).normal(0, 30, x.shape), xn, k)
     y[0, :k, :k] = 1000.25  # one flat footprint: every fraction ties
     y[1] = np.round(y[1] * 4) / 4  # ties on a quarter grid
     xn[2, 0, 0] -= 40  # far from consistent: footprints that need many pixels changed, or more than they have
     xn[2, -1, -1] += 0.5
-    h = y.reshape(5, n // k, k, n // k, k).swapaxes(-3, -2).reshape(5, n // k, n // k, k * k)
+
+    def footprints(a):  # (5, n, n) -> (5, n/k, k, n/k, k)
+        return a.reshape(5, n // k, k, n // k, k)
+
+    h = footprints(y).swapaxes(-3, -2).reshape(5, n // k, n // k, k * k)
     q = np.floor(h)
     frac = torch.from_numpy(h - q).float()
     deficit = torch.from_numpy(np.clip(np.rint(xn * k * k - q.sum(-1)), 0, k * k))
@@ -259,8 +263,8 @@ def test_quantiser_selection_without_sort_equals_the_stable_sort(k):
     assert torch.equal(fast, ref)
     assert int((fast != (frac >= 0.5)).sum()) > 0  # rounding to nearest alone would not do
     dn = tops.quantize_consistent(torch.from_numpy(y), torch.from_numpy(xn), k).numpy()
-    sums = dn.reshape(5, n // k, k, n // k, k).sum(axis=(2, 4))
-    reachable = (xn * k * k >= np.floor(y).reshape(5, n // k, k, n // k, k).sum(axis=(2, 4))) & (
-        xn * k * k <= np.ceil(y).reshape(5, n // k, k, n // k, k).sum(axis=(2, 4)))
+    sums = footprints(dn).sum(axis=(2, 4))
+    reachable = (xn * k * k >= footprints(np.floor(y)).sum(axis=(2, 4))) & (
+        xn * k * k <= footprints(np.ceil(y)).sum(axis=(2, 4)))
     assert np.array_equal(sums[reachable], (xn * k * k)[reachable])
     assert np.abs(dn - y).max() < 1.0
