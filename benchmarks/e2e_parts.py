@@ -19,7 +19,7 @@ from s2sr_cloud.io import store  # noqa: E402
 from s2sr_cloud.pipeline import write as W  # noqa: E402
 
 T = {}
-for _mod, _name in ((W, "_run_tasks"), (store, "finish"), (store, "write_template")):
+for _mod, _name in ((W, "_run_on_cluster"), (store, "finish"), (store, "write_template")):
     R.time_calls(_mod, _name, T)
 
 def worker_parts(dask_worker=None):

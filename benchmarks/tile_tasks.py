@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, help="N x N grid px instead of the whole tile")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    for mod, name in ((W, "_run_tasks"), (store, "finish"), (store, "write_template")):
+    for mod, name in ((W, "_run_on_cluster"), (store, "finish"), (store, "write_template")):
         R.time_calls(mod, name, STEPS)
     with contextlib.ExitStack() as stack:
         base = stack.enter_context(R.range_server(R.TILE))

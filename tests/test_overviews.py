@@ -9,6 +9,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import rasterio
+import rioxarray  # noqa: F401 (the .rio accessor)
 import xarray as xr
 
 from s2sr_cloud.io import overviews, store
@@ -115,10 +116,14 @@ def test_write_overviews_gives_block_means_of_the_store(field, tmp_path, where, 
         assert got_dn["B04"].dtype == np.uint16 and np.array_equal(got_dn["B04"].values, want_dn)
 
 
-def test_write_overviews_sums_each_block_once(field, tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["here", "dask"])
+def test_write_overviews_sums_each_block_once(field, tmp_path, monkeypatch, where):
     """Every level's sums are computed once per block, however many levels use them. One store per level (xarray's
     to_zarr each) had dask fuse each level's chain from the full resolution into that level's own tasks: the full
-    resolution was summed once per level (on the whole tile: 5 times, 65 s of a 101 s GPU run)."""
+    resolution was summed once per level (on the whole tile: 5 times, 65 s of a 101 s GPU run). A small store's
+    levels are made in this process from the whole array: one call each."""
+    if where == "dask":
+        monkeypatch.setattr(overviews, "LOCAL_BYTES", 0)
     url = str(tmp_path / "o.zarr")
     ny, nx = field.shape[1:]
     ds = xr.Dataset({"B04": (("time", "y", "x"), field)},
@@ -131,7 +136,46 @@ def test_write_overviews_sums_each_block_once(field, tmp_path, monkeypatch):
             calls[_n] += block.size > 0  # not dask's meta calls on empty arrays
             return _f(block, *args)
         monkeypatch.setattr(overviews, name, counted)
-    meta = overviews.write_overviews(url, ["B04"], 3)
+    import dask
+
+    with dask.config.set(scheduler="threads"):  # in this process, where the counters are (not a shared cluster)
+        meta = overviews.write_overviews(url, ["B04"], 3)
     levels = overviews.level_sums(da.from_array(field, chunks=(1, 240, 240)), 2)
     assert [d["scale"] for d in meta["multiscales"][0]["datasets"]] == [1, 2, 4]
-    assert calls == {"_first_sums": levels[0].npartitions, "_next_sums": levels[1].npartitions}, calls
+    want = {"_first_sums": levels[0].npartitions, "_next_sums": levels[1].npartitions} if where == "dask" else \
+        {"_first_sums": 1, "_next_sums": 1}
+    assert calls == want, calls
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_levels_are_stored_as_the_full_resolution_is(field, tmp_path, fmt):
+    """Each level's arrays carry the full-resolution array's dtype, fill value, CF attributes and dimension names,
+    and every array of a level (coordinates too) the store's checksum; the time and CRS coordinates are the
+    full resolution's own."""
+    import zarr
+
+    url = str(tmp_path / "o.zarr")
+    ny, nx = field.shape[1:]
+    ds = xr.Dataset({"B04": (("time", "y", "x"), field)},
+                    coords={"time": [np.datetime64("2020-02-19T11:34:25")], "y": 4e6 - np.arange(ny) * 2.5 - 1.25,
+                            "x": 5e5 + np.arange(nx) * 2.5 + 1.25}).chunk({"time": 1, "y": 240, "x": 240})
+    ds = ds.rio.write_crs("EPSG:32629")
+    ds["B04"].attrs = {"long_name": "B04", "grid_mapping": "spatial_ref"}
+    enc = {n: {"compressors": store.compressors(fmt)} for n in ("B04", "time", "x", "y", "spatial_ref")}
+    enc["B04"] |= {"dtype": "uint16", "scale_factor": np.float32(1e-4), "add_offset": np.float32(-0.1),
+                   "_FillValue": store.FILL_DN}
+    ds.to_zarr(url, zarr_format=fmt, consolidated=False, encoding=enc)
+    meta = overviews.write_overviews(url, ["B04"], fmt)
+    root = zarr.open_group(url, mode="r", use_consolidated=False)
+    full = xr.open_zarr(url, consolidated=False, decode_coords="all")
+    for level in meta["multiscales"][0]["datasets"][1:]:
+        g = root[level["path"]]
+        assert sorted(g.array_keys()) == ["B04", "spatial_ref", "time", "x", "y"]
+        a, b = root["B04"], g["B04"]
+        assert (b.dtype, b.fill_value, b.shape[1:]) == (a.dtype, a.fill_value, tuple(level["shape"]))
+        assert dict(b.attrs) == dict(a.attrs) | {"overview_factor": level["scale"]}
+        for name in g.array_keys():
+            assert repr(g[name].compressors) == repr(root[name].compressors), name  # zstd + checksum
+        lv = xr.open_zarr(url, group=level["path"], consolidated=False, decode_coords="all")
+        assert lv.rio.crs == full.rio.crs and lv["time"].values[0] == full["time"].values[0]
+        assert lv["B04"].dtype == full["B04"].dtype and lv["B04"].attrs["long_name"] == "B04"

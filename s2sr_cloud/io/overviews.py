@@ -29,10 +29,10 @@ appended store's levels always match its bands.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 MIN_SIDE = 256
 # Full-resolution bytes (float32, every variable) up to which the levels are computed in this process, on threads:
@@ -126,75 +126,107 @@ def _centres(c: np.ndarray, f: int, n: int) -> np.ndarray:
     return edge + (np.arange(n) + 0.5) * step * f
 
 
+def _like(group: Any, name: str, src: Any, shape: tuple[int, ...], chunks: tuple[int, ...], fmt: int,
+          attrs: dict[str, Any] | None = None, data: np.ndarray | None = None) -> Any:
+    """An array ``name`` in ``group`` stored as ``src`` is (dtype, fill value, dimension names, and the attributes
+    holding xarray's CF encoding: scale_factor, add_offset, _FillValue, units, grid_mapping, ...) with the store's
+    checksummed compressors, ``shape``, ``chunks``, extra ``attrs`` and, if given, ``data``."""
+    from . import store
+
+    kw = {"dimension_names": src.metadata.dimension_names} if fmt == 3 else {}  # format 2: _ARRAY_DIMENSIONS attr
+    arr = group.create_array(name, shape=shape, chunks=chunks, dtype=src.dtype, fill_value=src.fill_value,
+                             compressors=store.compressors(fmt), attributes=dict(src.attrs) | (attrs or {}), **kw)
+    if data is not None:
+        arr[...] = data
+    return arr
+
+
+def _levels_here(src: Any, targets: list[Any], fill: int | None) -> None:
+    """A small store's levels of one variable, in this process: the whole array read once, each level's sums made
+    from the one below (the same ``_first_sums`` / ``_next_sums`` / ``_mean`` as the dask path)."""
+    sums = _first_sums(src[...], fill)
+    for i, target in enumerate(targets):
+        if i:
+            sums = _next_sums(sums)
+        target[...] = _mean(sums, fill)
+
+
 def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, Any]:
-    """(Re)write the levels of ``names``; returns the root attributes that describe them (``multiscales``)."""
+    """(Re)write the levels of ``names``; returns the root attributes that describe them (``multiscales``).
+
+    The levels' arrays are made with zarr from the full-resolution arrays' own metadata (the same dtype, fill value,
+    CF attributes and dimension names: ``xr.open_zarr(url, group="overviews/4")`` decodes them as it decodes the
+    bands), not through xarray: xarray's encoding of 13 variables x levels took 0.9 s of a 2.1 s finish on a
+    960 px store, more than the levels' arithmetic (benchmarks/RESULTS.md, round 7)."""
     import dask.array as da
     import zarr
 
     from . import store
 
     opts = store.storage_options(url) or None
-    ds = xr.open_zarr(url, consolidated=False, storage_options=opts, decode_coords="all")
-    names = [n for n in names if n in ds.data_vars]
-    ny, nx = ds.sizes["y"], ds.sizes["x"]
-    factors = level_factors(ny, nx)
     root = zarr.open_group(store._store(url, opts), mode="r+", use_consolidated=False)
     if store.OVERVIEWS in root:
         del root[store.OVERVIEWS]  # the previous run's levels (an append, a resumed or repaired store)
-    if not factors or not names:
+    present = set(root.array_keys())
+    names = [n for n in names if n in present]
+    srcs = {n: root[n] for n in names}
+    if not names:
         return {"multiscales": None}
-    grid_mapping = [c for c in ds.coords if c not in ("x", "y", "time") and "crs_wkt" in ds[c].attrs]
-    sources: list[Any] = []
-    targets: list[Any] = []
+    nt, ny, nx = srcs[names[0]].shape
+    factors = level_factors(ny, nx)
+    if not factors:
+        return {"multiscales": None}
+    # the stored values as they are (uint16 DN with their fill value, float32 with NaN): the levels are block
+    # means of the DN, rounded once to the DN grid, with no decoding to float and encoding back
+    fills = {n: int(a.attrs.get("_FillValue", a.fill_value)) if a.dtype == np.uint16 else None
+             for n, a in srcs.items()}
+    copied = ["time", *sorted({a.attrs.get("grid_mapping") for a in srcs.values()} & present)]  # as they are
+    copied = [c for c in copied if c in present]
+    ys, xs = root["y"], root["x"]
+    y, x = ys[...], xs[...]
+    top = root.create_group(store.OVERVIEWS)
+    jobs: list[Any] = []  # (group, name, source, shape, chunks, attrs, data)
+    targets: dict[str, list[Any]] = {n: [] for n in names}
     datasets = [{"path": ".", "scale": 1, "shape": [ny, nx]}]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        # the stored values as they are (uint16 DN with their fill value, float32 with NaN): the levels are block
-        # means of the DN, rounded once to the DN grid, with no decoding to float and encoding back
-        raw = xr.open_zarr(url, consolidated=False, storage_options=opts, mask_and_scale=False)
-        fills = {n: int(ds[n].encoding.get("_FillValue", store.FILL_DN))
-                 if ds[n].encoding.get("dtype") == np.dtype("uint16") else None for n in names}
-        sums = {n: level_sums(raw[n].data, len(factors), fills[n]) for n in names}
-        for li, f in enumerate(factors):
-            ly, lx = -(-ny // f), -(-nx // f)
-            level = xr.Dataset(coords={"time": ds["time"], "y": _centres(ds["y"].values, f, ly),
-                                       "x": _centres(ds["x"].values, f, lx)})
-            for c in grid_mapping:
-                level.coords[c] = ds[c]
-            enc: dict[str, dict[str, Any]] = {}
-            chunks = (1, min(512, ly), min(512, lx))
-            for n in names:
-                attrs = dict(ds[n].attrs) | ({"grid_mapping": grid_mapping[0]} if grid_mapping else {})
-                shape_only = da.zeros((ds.sizes["time"], ly, lx), chunks=chunks, dtype=np.float32)  # never computed
-                level[n] = (("time", "y", "x"), shape_only, attrs | {"overview_factor": f})
-                src = ds[n].encoding
-                e: dict[str, Any] = {"chunks": chunks, "compressors": store.compressors(zarr_format)}
-                if fills[n] is not None:
-                    e |= {"dtype": "uint16", "scale_factor": np.float32(src["scale_factor"]),
-                          "add_offset": np.float32(src.get("add_offset", 0.0)), "_FillValue": fills[n]}
-                else:
-                    e |= {"dtype": "float32", "_FillValue": np.float32(np.nan)}
-                enc[n] = e
-            level = store.cf_coords(level)
-            level.attrs = {"overview_factor": f, "resampling": "mean",
-                           "description": f"{f}x{f} block means of the full-resolution variables (NaN left out)"}
-            # xarray writes the level's metadata (CF encoding attributes) and coordinates; the bands' values are
-            # stored below as they are stored at full resolution (DN or float32), every level at once
-            level.to_zarr(url, group=f"{store.OVERVIEWS}/{f}", mode="w", compute=False, consolidated=False,
-                          zarr_format=zarr_format, encoding=enc, storage_options=opts)
-            group = zarr.open_group(store._store(url, opts), path=f"{store.OVERVIEWS}/{f}", mode="r+",
-                                    use_consolidated=False)
-            for n in names:
-                dtype = np.float32 if fills[n] is None else np.uint16
-                sources.append(sums[n][li].map_blocks(_mean, fills[n], drop_axis=1, dtype=dtype).rechunk(chunks))
-                targets.append(group[n])
-            datasets.append({"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": [ly, lx]})
+    for f in factors:
+        ly, lx = -(-ny // f), -(-nx // f)
+        group = top.create_group(str(f), attributes={
+            "overview_factor": f, "resampling": "mean",
+            "description": f"{f}x{f} block means of the full-resolution variables (NaN left out)"})
+        for c in copied:
+            a = root[c]
+            jobs.append((group, c, a, a.shape, a.chunks, None, a[...]))
+        jobs.append((group, "y", ys, (ly,), (ly,), None, _centres(y, f, ly)))
+        jobs.append((group, "x", xs, (lx,), (lx,), None, _centres(x, f, lx)))
+        chunks = (1, min(512, ly), min(512, lx))
+        for n in names:
+            jobs.append((group, n, srcs[n], (nt, ly, lx), chunks, {"overview_factor": f}, None))
+        datasets.append({"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": [ly, lx]})
+    # on threads: each array is a few small metadata writes (round trips, on S3)
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda j: _like(*j[:5], zarr_format, *j[5:]), jobs))
+    for j, arr in zip(jobs, made, strict=True):
+        if j[1] in targets and j[2] is srcs[j[1]]:
+            targets[j[1]].append(arr)
+    small = nt * ny * nx * 4 * len(names) <= LOCAL_BYTES
+    if small:  # in this process, one variable per thread (numpy and the codecs release the GIL)
+        with ThreadPoolExecutor(min(4, len(names))) as pool:
+            list(pool.map(lambda n: _levels_here(srcs[n], targets[n], fills[n]), names))
+    else:
+        sources, dests = [], []
+        for n in names:
+            sums = level_sums(da.from_zarr(srcs[n]), len(factors), fills[n])
+            dtype = np.float32 if fills[n] is None else np.uint16
+            for li, target in enumerate(targets[n]):
+                sources.append(sums[li].map_blocks(_mean, fills[n], drop_axis=1, dtype=dtype).rechunk(target.chunks))
+                dests.append(target)
         # ONE store of every level and band: dask optimises the sources together, so a level's sums (used by its
-        # mean and by the next level) stay one task per block. A store per level (xarray's to_zarr) fused each
-        # level's chain from the full resolution into its own tasks: every level recomputed the levels below it
-        # (5 levels of a 4392 px store: each full-resolution block summed 5 times, benchmarks/tile_tasks.py).
-        small = ds.sizes["time"] * ny * nx * 4 * len(names) <= LOCAL_BYTES
-        da.store(sources, targets, lock=False, compute=True, **({"scheduler": "threads"} if small else {}))
+        # mean and by the next level) stay one task per block. A store per level fused each level's chain from the
+        # full resolution into its own tasks: every level recomputed the levels below it (5 levels of a 4392 px
+        # store: each full-resolution block summed 5 times, benchmarks/tile_tasks.py).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            da.store(sources, dests, lock=False, compute=True)
     return {"multiscales": [{
         "name": "overviews", "type": "mean", "variables": names, "datasets": datasets,
         "metadata": {"method": "block mean over f x f full-resolution pixels, NaN left out; see s2sr_cloud/io/"
