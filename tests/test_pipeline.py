@@ -1,6 +1,8 @@
 """The dask graph: chunk invariance through map_overlap, statistics in the same pass, GPU resource restrictions
 seen by the scheduler."""
 
+import time
+
 import dask
 import numpy as np
 import pytest
@@ -161,23 +163,39 @@ def test_cnn_output_is_seamless_through_dask(sample_ds):
 
 
 class HeldResults(SchedulerPlugin):
-    """SR results (``s2sr-sr-output`` blocks) held in worker memory: the most at once, and how many (the new one
-    included) each time a new one was made (``at_new``)."""
+    """Chunks super-resolved (their ``s2sr-super-resolve`` task done) and not yet written (their ``s2sr-write``
+    task not done): the results a worker holds. The most at once, and how many (the new one included) each time a
+    chunk's SR task finished (``at_new``)."""
 
     def __init__(self):
         self.held, self.most, self.at_new = set(), 0, []
 
     def transition(self, key, start, finish, *args, **kwargs):
-        if isinstance(key, tuple) and str(key[0]).startswith("s2sr-sr-output"):
-            (self.held.add if finish == "memory" else self.held.discard)(key)
+        if finish != "memory":
+            return
+        if isinstance(key, tuple) and str(key[0]).startswith("s2sr-super-resolve"):
+            t, _, i, j = key[1:]
+            self.held.add((t, i, j))
             self.most = max(self.most, len(self.held))
-            if finish == "memory":
-                self.at_new.append(len(self.held))
+            self.at_new.append(len(self.held))
+        elif isinstance(key, str) and key.startswith("s2sr-write-"):
+            t, i, j = map(int, key.split("-")[2:5])
+            self.held.discard((t, i, j))
+
+
+class SlowBicubic(BicubicPredictor):
+    """Bicubic whose SR task takes 0.2 s: like the CNN's (10-40 s on CPU, 1-2 s on a GPU), far longer than the
+    scheduler's messages. (With bicubic's few-millisecond tasks, the order was decided by the race between a free
+    worker starting its next SR task and the scheduler sending the finished one's write.)"""
+
+    def predict_t(self, *args, **kwargs):
+        time.sleep(0.2)
+        return super().predict_t(*args, **kwargs)
 
 
 def _held_results(sample_ds, out: str, priority: bool) -> tuple[int, float]:
-    """One 16-chunk bicubic write on one single-threaded worker: the most SR results held at once, and the mean
-    held each time a new one was made. ``priority`` False: the consuming tasks get no priority."""
+    """One 16-chunk write on one single-threaded worker: the most SR results held at once, and the mean held each
+    time a new one was made. ``priority`` False: the consuming tasks get no priority."""
     from s2sr_cloud.pipeline import graph, write
 
     with pytest.MonkeyPatch.context() as mp:
@@ -187,7 +205,7 @@ def _held_results(sample_ds, out: str, priority: bool) -> tuple[int, float]:
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             client.register_plugin(HeldResults())
-            sr = super_resolve(sample_ds, 2, BicubicPredictor(), chunk=60)
+            sr = super_resolve(sample_ds, 2, SlowBicubic(), chunk=60)
             assert sr.sizes["chunk_y"] * sr.sizes["chunk_x"] == 16
             write.write_output(sr, out, client=client)
             return client.run_on_scheduler(lambda dask_scheduler: [
@@ -201,9 +219,10 @@ def test_a_finished_block_is_written_before_the_next_is_made(sample_ds, tmp_path
     runs, in the same test so under the same load), dask ran SR tasks ahead and held more finished blocks."""
     runs = {p: [_held_results(sample_ds, str(tmp_path / f"{p}{i}.zarr"), p) for i in range(2)] for p in (True, False)}
     # some lookahead is inherent (a free worker starts its next ready SR task before the scheduler has sent the
-    # finished block's consumers). Measured, 6 runs each, idle / both cores busy: the most held 2-3 / 2-3 with the
-    # priority, 3-4 / 3-4 without; the mean held at each new result 1.19-1.31 / 1.06-1.44 with, 1.56-1.81 /
-    # 1.50-1.88 without (the maximum alone separated them too thinly under load)
+    # finished block's consumers). Measured with 0.2 s SR tasks, counting chunks super-resolved and not yet
+    # written, 4 runs each, idle: the most held 2-3 with the priority, 6 without; the mean held at each new result
+    # 1.56-1.69 with, 2.94 without. (Writing the SR task's block with no stacking tasks in between held 4-5 with
+    # the priority and 4-6 without: the priority stopped working, so the stacked block stays.)
     assert max(most for most, _ in runs[True]) <= 3, runs
     mean = {p: sum(m for _, m in r) / len(r) for p, r in runs.items()}
     assert mean[True] < mean[False], runs

@@ -164,31 +164,36 @@ def _run_tasks(tasks: list[Any]) -> None:
         raise (_read_error(err) if _is_read_error(err) else err) from None
 
 
-def _run_on_cluster(client: Any, parts: list[tuple[Any, Any]], make_writes: Any, before_writes: Any,
+def _run_on_cluster(client: Any, parts: list[list[Any]], make_writes: Any, before_writes: Any,
                     keys: list[tuple[int, int, int]], progress: bool, retries: int) -> None:
-    """The chunks on a distributed cluster, in two steps: first every chunk's super-resolution (its output block
-    and statistics sums) is submitted, then ``before_writes()`` runs here (the store's template: its metadata
-    and coordinates, 0.4-0.9 s on the client while the workers already compute), then the write tasks, which take
-    the blocks as they finish. Every chunk that can finish does; failures are reported by chunk afterwards."""
+    """The chunks on a distributed cluster. ``parts``, per chunk: the delayed blocks its write takes (its output
+    block and its statistics sums); ``make_writes(parts)``: the delayed write tasks. First the super-resolution of
+    as many chunks as the cluster has threads is submitted on its own, then ``before_writes()`` runs here (the
+    store's template: metadata and coordinates, 0.4-1.2 s on the client, while the workers already compute), then
+    every write task (those first chunks' from their futures). Only those first chunks can finish before their
+    write is submitted. Every chunk that can finish does; failures are reported by chunk afterwards."""
     from distributed import progress as dask_progress
     from distributed import wait
 
-    sr: list[Any] = []
+    head: list[Any] = []
     writes: list[Any] = []
     try:
-        if parts:
-            sr = client.compute([p for pair in parts for p in pair], retries=retries)
+        n = min(len(parts), sum(client.nthreads().values()) or 1)
+        if n:
+            flat = client.compute([p for chunk in parts[:n] for p in chunk], retries=retries)
+            k = len(parts[0])
+            head = [flat[c:c + k] for c in range(0, len(flat), k)]
         before_writes()
         if not parts:
             return
-        writes = make_writes(list(zip(sr[0::2], sr[1::2], strict=True)))
-        sr = []  # from here the write tasks alone hold the blocks: each is released once written
+        writes = client.compute(make_writes(head + parts[n:]), retries=retries)
+        head = []  # from here the write tasks alone hold the first chunks' blocks: each is released once written
         if progress:
             dask_progress(writes, notebook=False)
             sys.stdout.write("\n")
         wait(writes)
     except BaseException:  # interrupted, or the template failed: stop the chunks not yet written, keep the done
-        client.cancel(sr + writes)
+        client.cancel([f for chunk in head for f in chunk] + writes)
         raise
     failed = [(k, f.exception()) for k, f in zip(keys, writes, strict=True) if f.status == "error"]
     _raise_failed(failed, len(writes))
@@ -238,21 +243,19 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     def write_args(t: int, i: int, j: int) -> tuple[Any, ...]:
         return (t + t_offset, i, j, int(y0s[i]), int(x0s[j]))
 
+    def make_writes(parts: list[list[Any]]) -> list[Any]:  # per chunk: its block and its sums
+        write = dask.delayed(_write_block, pure=True)
+        with dask.annotate(priority=DOWNSTREAM_PRIORITY):  # a finished block is written before the next is made
+            return [write(url, opts, names, p[0], p[1], *write_args(t, i, j), dask_key_name=write_key(t, i, j))
+                    for (t, i, j), p in zip(keys, parts, strict=True)]
+
+    parts = [[blocks[t, 0, i, j], sums[t, 0, i, j]] for t, i, j in keys]
     if client is None:
         template()
-        write = dask.delayed(_write_block, pure=True)
-        with dask.annotate(priority=DOWNSTREAM_PRIORITY):
-            tasks = [write(url, opts, names, blocks[t, 0, i, j], sums[t, 0, i, j], *write_args(t, i, j),
-                           dask_key_name=write_key(t, i, j)) for t, i, j in keys]
-        _run_tasks(tasks)
+        _run_tasks(make_writes(parts))
     else:
-        def make_writes(pairs: list[tuple[Any, Any]]) -> list[Any]:
-            return [client.submit(_write_block, url, opts, names, b, s, *write_args(t, i, j), key=write_key(t, i, j),
-                                  priority=DOWNSTREAM_PRIORITY, retries=retries)
-                    for (t, i, j), (b, s) in zip(keys, pairs, strict=True)]
-
-        _run_on_cluster(client, [(blocks[t, 0, i, j], sums[t, 0, i, j]) for t, i, j in keys], make_writes, template,
-                        [(t + t_offset, i, j) for t, i, j in keys], progress, retries)
+        _run_on_cluster(client, parts, make_writes, template, [(t + t_offset, i, j) for t, i, j in keys], progress,
+                        retries)
     if not store.done_mask(url).all():
         raise OutputError(f"{store.redact_url(url)}: some chunks are not written; re-run the same command to finish "
                           "them")
