@@ -179,3 +179,40 @@ def test_levels_are_stored_as_the_full_resolution_is(field, tmp_path, fmt):
         lv = xr.open_zarr(url, group=level["path"], consolidated=False, decode_coords="all")
         assert lv.rio.crs == full.rio.crs and lv["time"].values[0] == full["time"].values[0]
         assert lv["B04"].dtype == full["B04"].dtype and lv["B04"].attrs["long_name"] == "B04"
+
+
+def test_levels_made_with_the_template_are_filled_in_place_and_an_append_remakes_them(field, tmp_path, monkeypatch):
+    """``create_levels`` (at the template) makes the levels' arrays; ``write_overviews`` then only computes into
+    them. A store grown along time (an append) gets its levels made anew, over every time step."""
+    url = str(tmp_path / "o.zarr")
+    ny, nx = field.shape[1:]
+
+    def step(day: str, values: np.ndarray) -> xr.Dataset:
+        return xr.Dataset({"B04": (("time", "y", "x"), values)},
+                          coords={"time": [np.datetime64(day)], "y": 4e6 - np.arange(ny) * 2.5 - 1.25,
+                                  "x": 5e5 + np.arange(nx) * 2.5 + 1.25}).chunk({"time": 1, "y": 240, "x": 240})
+
+    enc = {"B04": {"dtype": "uint16", "scale_factor": np.float32(1e-4), "add_offset": np.float32(-0.1),
+                   "_FillValue": store.FILL_DN}}
+    step("2020-02-19", field).to_zarr(url, zarr_format=3, consolidated=False, encoding=enc)
+    overviews.create_levels(url, ["B04"], 3)
+    made = []
+    real = overviews._like
+    monkeypatch.setattr(overviews, "_like", lambda *a, **k: made.append(a[1]) or real(*a, **k))
+    overviews.write_overviews(url, ["B04"], 3)
+    assert made == []  # filled in place
+    level = xr.open_zarr(url, group=f"{store.OVERVIEWS}/2", consolidated=False)["B04"]
+    assert level.shape == (1, -(-ny // 2), -(-nx // 2)) and np.isfinite(level.values).mean() > 0.9
+    later = np.where(np.isnan(field), np.nan, field + 0.01).astype(np.float32)
+    step("2020-03-20", later).to_zarr(url, append_dim="time", consolidated=False)
+    meta = overviews.write_overviews(url, ["B04"], 3)
+    assert "B04" in made and "time" in made  # made anew: the store grew along time
+    full = xr.open_zarr(url, consolidated=False)["B04"].values.astype(np.float64)
+    for f in [d["scale"] for d in meta["multiscales"][0]["datasets"][1:]]:
+        got = xr.open_zarr(url, group=f"{store.OVERVIEWS}/{f}", consolidated=False)
+        assert list(got["time"].values) == list(xr.open_zarr(url, consolidated=False)["time"].values)
+        s, k = _want(full, f)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = s / np.where(k > 0, k, np.nan)
+        assert np.allclose(got["B04"].values, want, atol=0.6e-4, equal_nan=True)

@@ -151,43 +151,63 @@ def _levels_here(src: Any, targets: list[Any], fill: int | None) -> None:
         target[...] = _mean(sums, fill)
 
 
-def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, Any]:
-    """(Re)write the levels of ``names``; returns the root attributes that describe them (``multiscales``).
+def _existing(root: Any, names: list[str], nt: int, ny: int, nx: int,
+              factors: list[int]) -> dict[str, list[Any]] | None:
+    """The levels' arrays already in the store when they are exactly the ones these full-resolution arrays make
+    (``create_levels`` at the template, or a resumed run's), else None."""
+    from . import store
 
-    The levels' arrays are made with zarr from the full-resolution arrays' own metadata (the same dtype, fill value,
-    CF attributes and dimension names: ``xr.open_zarr(url, group="overviews/4")`` decodes them as it decodes the
-    bands), not through xarray: xarray's encoding of 13 variables x levels took 0.9 s of a 2.1 s finish on a
-    960 px store, more than the levels' arithmetic (benchmarks/RESULTS.md, round 7)."""
-    import dask.array as da
+    try:
+        top = root[store.OVERVIEWS]
+        if sorted(top.group_keys()) != sorted(str(f) for f in factors):
+            return None
+        out: dict[str, list[Any]] = {n: [] for n in names}
+        for f in factors:
+            g = top[str(f)]
+            ly, lx = -(-ny // f), -(-nx // f)
+            if (g["y"].shape, g["x"].shape) != ((ly,), (lx,)) or not np.array_equal(g["time"][...], root["time"][...]):
+                return None
+            for n in names:
+                out[n].append(g[n])
+                if out[n][-1].shape != (nt, ly, lx):
+                    return None
+        return out
+    except KeyError:
+        return None
+
+
+def _levels(url: str, names: list[str], zarr_format: int, reuse: bool) -> tuple[Any, dict[str, Any], list[int],
+                                                                            dict[str, list[Any]]]:
+    """(the store's root group, the full-resolution arrays of ``names`` it holds, the level factors, per name the
+    levels' arrays). The arrays are made with zarr from the full-resolution arrays' own metadata (the same dtype,
+    fill value, CF attributes and dimension names: ``xr.open_zarr(url, group="overviews/4")`` decodes them as it
+    decodes the bands), with the x/y of the block centres and the full resolution's time and CRS; ``reuse``: keep
+    the store's levels when they are exactly these."""
     import zarr
 
     from . import store
 
     opts = store.storage_options(url) or None
     root = zarr.open_group(store._store(url, opts), mode="r+", use_consolidated=False)
-    if store.OVERVIEWS in root:
-        del root[store.OVERVIEWS]  # the previous run's levels (an append, a resumed or repaired store)
     present = set(root.array_keys())
-    names = [n for n in names if n in present]
-    srcs = {n: root[n] for n in names}
-    if not names:
-        return {"multiscales": None}
-    nt, ny, nx = srcs[names[0]].shape
-    factors = level_factors(ny, nx)
+    srcs = {n: root[n] for n in names if n in present}
+    names = list(srcs)
+    factors = level_factors(*srcs[names[0]].shape[1:]) if names else []
     if not factors:
-        return {"multiscales": None}
-    # the stored values as they are (uint16 DN with their fill value, float32 with NaN): the levels are block
-    # means of the DN, rounded once to the DN grid, with no decoding to float and encoding back
-    fills = {n: int(a.attrs.get("_FillValue", a.fill_value)) if a.dtype == np.uint16 else None
-             for n, a in srcs.items()}
-    copied = ["time", *sorted({a.attrs.get("grid_mapping") for a in srcs.values()} & present)]  # as they are
-    copied = [c for c in copied if c in present]
+        if store.OVERVIEWS in root:
+            del root[store.OVERVIEWS]
+        return root, srcs, factors, {}
+    nt, ny, nx = srcs[names[0]].shape
+    if reuse and (kept := _existing(root, names, nt, ny, nx, factors)) is not None:
+        return root, srcs, factors, kept
+    if store.OVERVIEWS in root:
+        del root[store.OVERVIEWS]  # the previous run's levels (an appended store's grew along time)
+    copied = [c for c in ["time", *sorted({a.attrs.get("grid_mapping") for a in srcs.values()} & present)]
+              if c in present]  # as they are
     ys, xs = root["y"], root["x"]
     y, x = ys[...], xs[...]
     top = root.create_group(store.OVERVIEWS)
     jobs: list[Any] = []  # (group, name, source, shape, chunks, attrs, data)
-    targets: dict[str, list[Any]] = {n: [] for n in names}
-    datasets = [{"path": ".", "scale": 1, "shape": [ny, nx]}]
     for f in factors:
         ly, lx = -(-ny // f), -(-nx // f)
         group = top.create_group(str(f), attributes={
@@ -201,13 +221,43 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
         chunks = (1, min(512, ly), min(512, lx))
         for n in names:
             jobs.append((group, n, srcs[n], (nt, ly, lx), chunks, {"overview_factor": f}, None))
-        datasets.append({"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": [ly, lx]})
     # on threads: each array is a few small metadata writes (round trips, on S3)
     with ThreadPoolExecutor(8) as pool:
         made = list(pool.map(lambda j: _like(*j[:5], zarr_format, *j[5:]), jobs))
+    targets: dict[str, list[Any]] = {n: [] for n in names}
     for j, arr in zip(jobs, made, strict=True):
         if j[1] in targets and j[2] is srcs[j[1]]:
             targets[j[1]].append(arr)
+    return root, srcs, factors, targets
+
+
+def create_levels(url: str, names: list[str], zarr_format: int) -> None:
+    """Make the levels' (empty) arrays of a new store, with its template: ``write_overviews`` then only computes
+    them (their 47 arrays took 0.25 s of a 0.9 s finish on a 960 px store; the template is written while the
+    workers compute)."""
+    _levels(url, names, zarr_format, reuse=False)
+
+
+def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, Any]:
+    """(Re)write the levels of ``names``, in arrays made by ``create_levels`` (or anew, ``_levels``); returns the
+    root attributes that describe them (``multiscales``). Every chunk of every level is rewritten, so a resumed or
+    repaired store's levels match its bands. Making the levels' arrays through xarray took 0.9 s of a 2.1 s finish
+    on a 960 px store, more than the levels' arithmetic (benchmarks/RESULTS.md, round 7)."""
+    import dask.array as da
+
+    from . import store
+
+    _, srcs, factors, targets = _levels(url, names, zarr_format, reuse=True)
+    if not targets:
+        return {"multiscales": None}
+    names = list(srcs)
+    nt, ny, nx = srcs[names[0]].shape
+    # the stored values as they are (uint16 DN with their fill value, float32 with NaN): the levels are block
+    # means of the DN, rounded once to the DN grid, with no decoding to float and encoding back
+    fills = {n: int(a.attrs.get("_FillValue", a.fill_value)) if a.dtype == np.uint16 else None
+             for n, a in srcs.items()}
+    datasets = [{"path": ".", "scale": 1, "shape": [ny, nx]}] + [
+        {"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": [-(-ny // f), -(-nx // f)]} for f in factors]
     small = nt * ny * nx * 4 * len(names) <= LOCAL_BYTES
     if small:  # in this process, one variable per thread (numpy and the codecs release the GIL)
         with ThreadPoolExecutor(min(4, len(names))) as pool:

@@ -365,6 +365,8 @@ def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) 
     so xarray's own delayed writer is discarded. ``url`` must be absent or empty (``inspect_output``)."""
     import dask.array as da
 
+    from .overviews import create_levels
+
     fmt = int(attrs.get("zarr_format") or ZARR_FORMAT)
     ds = cf_coords(_bookkeeping(ds.copy()))
     # only shapes, chunks, dtypes, attributes and encodings go into the template: each variable's lazy graph (the
@@ -389,6 +391,7 @@ def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) 
         ds.to_zarr(url, mode="w-", compute=False, consolidated=False, zarr_format=fmt,
                    encoding=_checksummed(enc, ds, fmt),
                    storage_options=storage_options(url) or None)
+        create_levels(url, [*ds.attrs.get("bands", []), DETAIL], fmt)  # empty: computed by finish()
     except Exception as err:  # noqa: BLE001
         raise OutputError(f"cannot create the output store {redact_url(url)} ({err.__class__.__name__}: "
                           f"{str(err)[:160]}): check that the location is writable") from None
