@@ -363,18 +363,10 @@ def _bookkeeping(ds: xr.Dataset) -> xr.Dataset:
 def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) -> None:
     """Create the store: metadata, coordinates and empty arrays. The data is written by ``write_block`` tasks,
     so xarray's own delayed writer is discarded. ``url`` must be absent or empty (``inspect_output``)."""
-    import dask.array as da
-
     from .overviews import create_levels
 
     fmt = int(attrs.get("zarr_format") or ZARR_FORMAT)
     ds = cf_coords(_bookkeeping(ds.copy()))
-    # only shapes, chunks, dtypes, attributes and encodings go into the template: each variable's lazy graph (the
-    # whole super-resolution) is swapped for an empty one of the same chunks, which xarray's CF encoding and its
-    # (discarded) store graph then walk in no time (the real graphs: 0.35 s of a 0.9 s template, 960 px store)
-    lazy = {name: var.copy(data=da.zeros(var.shape, chunks=var.chunks, dtype=var.dtype))
-            for name, var in ds.data_vars.items() if var.chunks is not None}
-    ds = ds.assign(lazy)
     crs = _crs_attrs(ds)
     for name, var in ds.data_vars.items():
         if var.dims == ("time", "y", "x"):
@@ -495,8 +487,9 @@ def open_output(url: str) -> xr.Dataset:
 
 
 def read_chunk_sums(url: str, name: str) -> np.ndarray:
-    ds = xr.open_zarr(url, consolidated=False, storage_options=storage_options(url) or None)
-    return ds[name].values
+    """The float64 array ``name`` as stored (no data: NaN, its fill value), read with zarr alone: opening the whole
+    store with xarray for it took 0.26 s of the finish on a 960 px store, the read itself 5 ms."""
+    return np.asarray(_group(url, "r")[name][...])
 
 
 def store_size(url: str) -> int:
