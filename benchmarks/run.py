@@ -231,20 +231,7 @@ def bare_forward(x: np.ndarray, scale: int, ensemble: int | None, threads: int, 
     """The network alone on the area in memory (no halo, no tiling, no post-processing), best of 1, on ``threads``
     torch threads. (Through round 5 this called torch.set_num_threads before ``cached_model``, whose first load
     set the process back to S2SR_TORCH_THREADS (1): the bare forward ran on ONE thread against the pipeline's two.)"""
-    P.torch_threads(threads)  # what a task does: cached_model's first load keeps it
-    dev = torch.device(device)
-    net = P.cached_model(MODEL, dev)
-    assert torch.get_num_threads() == min(threads, os.cpu_count() or 1), torch.get_num_threads()
-    xt = torch.from_numpy(np.nan_to_num(x)).to(dev)
-    with torch.inference_mode():
-        net(xt[..., :48, :48], scale, ensemble)  # warm-up (kernels, allocator)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        net(xt, scale, ensemble)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+    return bare_forward_windows(x, scale, ensemble, threads, device, side=max(x.shape[-2:]))  # one window: all of x
 
 
 def bare_forward_windows(x: np.ndarray, scale: int, ensemble: int | None, threads: int, device: str,
@@ -252,13 +239,16 @@ def bare_forward_windows(x: np.ndarray, scale: int, ensemble: int | None, thread
     """The network alone over the whole of ``x`` in memory, in ``side`` px windows with no overlap (no halo, no
     post-processing, no I/O), on ``threads`` torch threads: the network's own time for the pixels a whole-tile
     end-to-end run produces."""
-    P.torch_threads(threads)
+    P.torch_threads(threads)  # what a task does: cached_model's first load keeps it
     dev = torch.device(device)
     net = P.cached_model(MODEL, dev)
+    assert torch.get_num_threads() == min(threads, os.cpu_count() or 1), torch.get_num_threads()
     xt = torch.from_numpy(np.nan_to_num(x)).to(dev)
     total = 0.0
     with torch.inference_mode():
-        net(xt[..., :48, :48], scale, ensemble)  # warm-up
+        net(xt[..., :48, :48], scale, ensemble)  # warm-up (kernels, allocator)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         for r in range(0, x.shape[-2], side):
             for c in range(0, x.shape[-1], side):
                 t0 = time.perf_counter()

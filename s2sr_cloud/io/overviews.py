@@ -42,10 +42,15 @@ MIN_SIDE = 256
 LOCAL_BYTES = 2**26
 
 
+def level_shape(ny: int, nx: int, f: int) -> tuple[int, int]:
+    """The (y, x) size of the level of factor ``f`` (a partial last block counts)."""
+    return -(-ny // f), -(-nx // f)
+
+
 def level_factors(ny: int, nx: int, min_side: int = MIN_SIDE) -> list[int]:
     """2, 4, 8, ... while the previous level's largest side is above ``min_side``."""
     out, f = [], 1
-    while max(-(-ny // f), -(-nx // f)) > min_side:
+    while max(level_shape(ny, nx, f)) > min_side:
         f *= 2
         out.append(f)
     return out
@@ -162,10 +167,11 @@ def _existing(root: Any, names: list[str], nt: int, ny: int, nx: int,
         if sorted(top.group_keys()) != sorted(str(f) for f in factors):
             return None
         out: dict[str, list[Any]] = {n: [] for n in names}
+        time = root["time"][...]
         for f in factors:
             g = top[str(f)]
-            ly, lx = -(-ny // f), -(-nx // f)
-            if (g["y"].shape, g["x"].shape) != ((ly,), (lx,)) or not np.array_equal(g["time"][...], root["time"][...]):
+            ly, lx = level_shape(ny, nx, f)
+            if (g["y"].shape, g["x"].shape) != ((ly,), (lx,)) or not np.array_equal(g["time"][...], time):
                 return None
             for n in names:
                 out[n].append(g[n])
@@ -208,8 +214,9 @@ def _levels(url: str, names: list[str], zarr_format: int, reuse: bool) -> tuple[
     y, x = ys[...], xs[...]
     top = root.create_group(store.OVERVIEWS)
     jobs: list[Any] = []  # (group, name, source, shape, chunks, attrs, data)
+    slots: dict[str, list[int]] = {n: [] for n in names}  # each band's levels: their places in ``jobs``
     for f in factors:
-        ly, lx = -(-ny // f), -(-nx // f)
+        ly, lx = level_shape(ny, nx, f)
         group = top.create_group(str(f), attributes={
             "overview_factor": f, "resampling": "mean",
             "description": f"{f}x{f} block means of the full-resolution variables (NaN left out)"})
@@ -220,15 +227,12 @@ def _levels(url: str, names: list[str], zarr_format: int, reuse: bool) -> tuple[
         jobs.append((group, "x", xs, (lx,), (lx,), None, _centres(x, f, lx)))
         chunks = (1, min(512, ly), min(512, lx))
         for n in names:
+            slots[n].append(len(jobs))
             jobs.append((group, n, srcs[n], (nt, ly, lx), chunks, {"overview_factor": f}, None))
     # on threads: each array is a few small metadata writes (round trips, on S3)
     with ThreadPoolExecutor(8) as pool:
         made = list(pool.map(lambda j: _like(*j[:5], zarr_format, *j[5:]), jobs))
-    targets: dict[str, list[Any]] = {n: [] for n in names}
-    for j, arr in zip(jobs, made, strict=True):
-        if j[1] in targets and j[2] is srcs[j[1]]:
-            targets[j[1]].append(arr)
-    return root, srcs, factors, targets
+    return root, srcs, factors, {n: [made[i] for i in slots[n]] for n in names}
 
 
 def create_levels(url: str, names: list[str], zarr_format: int) -> None:
@@ -257,7 +261,7 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
     fills = {n: int(a.attrs.get("_FillValue", a.fill_value)) if a.dtype == np.uint16 else None
              for n, a in srcs.items()}
     datasets = [{"path": ".", "scale": 1, "shape": [ny, nx]}] + [
-        {"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": [-(-ny // f), -(-nx // f)]} for f in factors]
+        {"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": list(level_shape(ny, nx, f))} for f in factors]
     small = nt * ny * nx * 4 * len(names) <= LOCAL_BYTES
     if small:  # in this process, one variable per thread (numpy and the codecs release the GIL)
         with ThreadPoolExecutor(min(4, len(names))) as pool:
