@@ -26,6 +26,7 @@ from .io.env import configure_reads
 from .io.load import GridSpec, MaskSpec, area_geometry, grid_for, load_reflectance
 from .io.store import COUNT, open_output
 from .model.predictors import get_predictor
+from .ops.halo import plan_chunks
 from .pipeline import graph
 from .pipeline.plan import catalog_url, plan_job
 from .pipeline.run import execute
@@ -52,10 +53,12 @@ def load(items: list[pystac.Item], bands: tuple[str, ...] | str = ALL_BANDS, *,
          bbox: tuple[float, ...] | None = None, geometry: dict[str, Any] | None = None,
          chunk: int | None = None, scale: int = 4) -> xr.Dataset:
     """Lazy float32 reflectance on the scenes' native UTM grid (coarse bands replicated, nodata NaN), chunked as
-    ``s2sr run`` would chunk it for ``scale`` unless ``chunk`` is given."""
+    ``s2sr run`` chunks it (equal chunks of at most ``chunk`` px, default: the memory budget's for ``scale``), so
+    ``super_resolve`` needs no rechunking."""
     configure_reads()
     grid = grid_for(items, parse_bands(bands), area_geometry(bbox, geometry))
-    return load_reflectance(items, grid, chunk or graph.default_chunk(scale))
+    side = chunk or graph.default_chunk(scale)
+    return load_reflectance(items, grid, tuple(plan_chunks(n, side, grid.align, 0)[0] for n in grid.geobox.shape))
 
 
 def super_resolve(ds: xr.Dataset, scale: int = 4, model: str = "default", *, chunk: int | None = None,

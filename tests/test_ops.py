@@ -128,11 +128,28 @@ def test_nan_stays_in_its_footprint_and_does_not_spread():
 
 
 def test_plan_chunks_alignment_and_minimum():
-    assert plan_chunks(240, 100, 6, 66) == (102, 138)
+    assert plan_chunks(240, 100, 6, 66) == (84, 84, 72)  # was (102, 138): equal chunks, not full ones and a rest
+    assert plan_chunks(10980, 840, 6, 108) == (786,) * 13 + (762,)  # was 12 x 840 + 900
+    assert plan_chunks(1098, 840, 6, 108) == (552, 546)  # was 840 + 258: one worker held 58% of the tile
+    assert plan_chunks(240, 72, 6, 66) == (72, 72, 96)  # equal chunks (60) would not hold the halo: full ones
     assert sum(plan_chunks(1098 - 1098 % 6, 384, 6, 66)) == 1098 - 1098 % 6
     assert all(c % 6 == 0 for c in plan_chunks(600, 100, 6, 66))
     with pytest.raises(ChunkError, match="--chunk"):
         plan_chunks(600, 48, 6, 66)
+
+
+def test_plan_chunks_is_a_regular_grid_of_equal_chunks():
+    """Every plan is a store's regular grid (all chunks equal but the last, aligned), each chunk holds the halo,
+    none exceeds the chunk asked for unless a short rest was merged, and equal chunks differ by < 2 alignments
+    times the number of chunks (the rounding)."""
+    for n in range(6, 3000, 6):
+        for chunk, halo in ((96, 60), (384, 108), (840, 108), (150, 108)):
+            sizes = plan_chunks(n, chunk, 6, halo)  # chunk >= halo: always a plan
+            assert sum(sizes) == n and all(s % 6 == 0 and s > 0 for s in sizes)
+            assert all(s == sizes[0] for s in sizes[:-1])
+            assert len(sizes) == 1 or min(sizes) >= halo
+            if len(sizes) == -(-n // chunk) and len(sizes) > 1:  # the equal plan
+                assert max(sizes) <= chunk and sizes[0] - sizes[-1] <= 6 * len(sizes)
 
 
 @pytest.mark.parametrize("k", [2, 4, 10])

@@ -15,7 +15,7 @@ from s2sr_cloud.catalog.server import sample_catalog
 from s2sr_cloud.io.load import grid_for, load_reflectance
 from s2sr_cloud.model.predictors import BicubicPredictor
 from s2sr_cloud.ops.block import BlockSpec, super_resolve_block
-from s2sr_cloud.ops.halo import required_halo
+from s2sr_cloud.ops.halo import plan_chunks, required_halo
 from s2sr_cloud.pipeline.graph import super_resolve
 from s2sr_cloud.pipeline.run import compute_statistics
 
@@ -42,7 +42,8 @@ def test_dask_output_matches_whole_array(sample_ds, chunk):
     x = np.stack([sample_ds[b].values for b in ALL_BANDS], axis=1)
     factors = tuple(sample_ds[b].attrs["native_factor"] for b in ALL_BANDS)
     h = required_halo(BicubicPredictor().reach(factors, 4), factors)
-    assert out.sizes["chunk_y"] == -(-240 // chunk) - (1 if 240 % chunk and 240 % chunk < h else 0)
+    assert out.attrs["chunk_input"][0] == list(plan_chunks(240, chunk, 6, h))
+    assert out.sizes["chunk_y"] == len(out.attrs["chunk_input"][0])
     got = np.stack([out[b].values for b in ALL_BANDS], axis=1)
     whole = super_resolve_block(x, BicubicPredictor(), BlockSpec(4, factors, h), pads=0)  # the area as one block
     assert np.nanmax(np.abs(got - whole[:, :12])) <= 1e-5

@@ -171,6 +171,56 @@ def test_resume_refuses_when_the_search_returns_other_scenes(tmp_path, capsys, s
     assert _tree(out) == before
 
 
+def _plan_before_equal_chunks(n: int, chunk: int, align: int, minimum: int) -> tuple[int, ...]:
+    """``ops.halo.plan_chunks`` up to round 7: full chunks, a short rest merged into the last."""
+    from s2sr_cloud.ops.halo import round_up
+
+    chunk = round_up(chunk, align)
+    sizes = [chunk] * (n // chunk)
+    rest = n - sum(sizes)
+    if rest:
+        if sizes and rest < minimum:
+            sizes[-1] += rest
+        else:
+            sizes.append(rest)
+    return tuple(sizes)
+
+
+def test_a_store_begun_on_another_chunk_grid_is_continued_on_it(tmp_path, capsys, scheduler, monkeypatch):
+    """An unfinished store made by an older version (another chunk plan) is resumed on the grid it records, and
+    a write on a different grid is refused: chunks cut anew would overlap the written ones and the done marks would
+    name other pixels."""
+    import s2sr_cloud.pipeline.graph as graph
+    from s2sr_cloud.api import input_for, super_resolve
+    from s2sr_cloud.pipeline.write import write_output
+
+    out = tmp_path / "o.zarr"
+    args = (*QUICK, "--out", str(out), "--chunk", "100", "--mask", "none", "--scheduler", scheduler)
+    with monkeypatch.context() as m:
+        m.setattr(graph, "plan_chunks", _plan_before_equal_chunks)
+        rc, _, err = s2sr(capsys, *args)
+        assert rc == 0, err
+    old_grid = store.read_attrs(str(out))["chunk_input"]
+    assert old_grid == [[100, 100, 40], [100, 100, 40]]  # this version plans 80, 80, 80
+    reference = store.open_output(str(out)).load()
+    g = zarr.open_group(str(out), mode="r+")  # as a run killed with the second row of chunks not written leaves it
+    g[store.DONE][0, 1, :] = 0
+    store.set_status(str(out), "incomplete")
+    before = _tree(out)
+    sr = super_resolve(input_for(reference), 4, "bicubic", chunk=100)
+    assert sr.attrs["chunk_input"] == [[80, 80, 80], [80, 80, 80]]
+    with pytest.raises(OutputError, match="another chunk grid"):
+        write_output(sr, str(out), resume=True)
+    assert _tree(out) == before
+    rc, stdout, err = s2sr(capsys, *args)
+    assert rc == 0, err
+    assert "3 computed, 6 already done, 9 in all" in stdout
+    assert store.read_attrs(str(out))["chunk_input"] == old_grid
+    got = store.open_output(str(out))
+    for v in ("B02", "B03", "B04", "detail"):
+        assert np.array_equal(got[v].values, reference[v].values, equal_nan=True), v
+
+
 # ---- integrity ----------------------------------------------------------------------------------------------------
 def test_fill_value_is_the_cf_fill_value(tmp_path, capsys, scheduler):
     out = tmp_path / "o.zarr"

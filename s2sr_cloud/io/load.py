@@ -163,8 +163,9 @@ def _footprint_all(valid: np.ndarray, f: int) -> np.ndarray:
     return np.repeat(np.repeat(ok, f, axis=-2), f, axis=-1)
 
 
-def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int, mask: MaskSpec | str | None = "scl",
-                     mask_classes: tuple[int, ...] | None = None, composite: str | None = None) -> xr.Dataset:
+def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int | tuple[int, int],
+                     mask: MaskSpec | str | None = "scl", mask_classes: tuple[int, ...] | None = None,
+                     composite: str | None = None) -> xr.Dataset:
     """Lazily load ``grid.bands`` as float32 reflectance (nodata -> NaN), dims (time, y, x), one time step per
     solar day (same-day scenes mosaicked).
 
@@ -172,7 +173,8 @@ def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int, mask:
     loaded by the same odc-stac call, nearest-resampled onto the band grid, and every band's native pixel whose
     footprint touches a masked class becomes NaN (so a 20/60 m pixel is valid only where all of it is).
     ``composite="median"``: one time step, the per-pixel median of each band's valid observations, with
-    ``obs_count`` (dates that fed each grid pixel, finest bands) and ``composite_items`` in the attributes."""
+    ``obs_count`` (dates that fed each grid pixel, finest bands) and ``composite_items`` in the attributes.
+    ``chunk``: the read chunk side, or (y, x) sides."""
     import dask.array as dsa
     import odc.stac
 
@@ -182,10 +184,11 @@ def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int, mask:
     scenes = describe_items(items, bands)
     norm = [normalize_item(it, bands, scl=use_scl) for it in items]
     align = grid.align
-    chunk = max(align, int(chunk) // align * align)  # footprints never straddle a chunk
+    sides = (chunk, chunk) if isinstance(chunk, int) else chunk
+    cy, cx = (max(align, int(c) // align * align) for c in sides)
     raw = odc.stac.load(
         norm, bands=list(bands) + ([SCL] if use_scl else []), geobox=grid.geobox,
-        chunks={"time": 1, "y": chunk, "x": chunk},
+        chunks={"time": 1, "y": cy, "x": cx},  # footprints never straddle a chunk
         groupby="solar_day", resampling="nearest", dtype="uint16", nodata=0, fail_on_error=True,
     )
     scl_bad = raw[SCL].isin(list(spec.classes)) if use_scl else None

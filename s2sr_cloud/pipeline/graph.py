@@ -26,7 +26,7 @@ from ..model.predictors import BicubicPredictor, TorchPredictor
 from ..ops.block import BlockSpec, super_resolve_block_sums
 from ..config import env_number
 from ..errors import ConfigError
-from ..ops.halo import ChunkError, plan_chunks, required_halo
+from ..ops.halo import ChunkError, check_chunks, plan_chunks, required_halo
 from ..ops.stats import COMPARISONS, NSUM
 
 # Bytes a worker holds per output pixel of a chunk: 13 float32 channels (12 bands + detail), about four times
@@ -108,9 +108,30 @@ def disable_fusion_for_resources() -> None:
     dask.config.set({"optimization.fuse.active": False})
 
 
+def chunk_grid(shape: tuple[int, int], factors: tuple[int, ...], halo: int, chunk: int | None, scale: int,
+               recorded: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+               ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The input chunk grid (y chunks, x chunks) of an area: ``recorded`` (a store's own ``chunk_input``, which
+    a resumed or appended store keeps, whatever this version would plan) when given, else ``plan_chunks`` of
+    ``chunk`` (default: ``default_chunk(scale)``). A grid that cannot hold the halo is a ConfigError."""
+    align = math.lcm(*factors)
+    try:
+        if recorded is not None:
+            grid = (tuple(int(v) for v in recorded[0]), tuple(int(v) for v in recorded[1]))
+            for n, sizes in zip(shape, grid, strict=True):
+                check_chunks(n, sizes, align, halo)
+            return grid
+        side = chunk or default_chunk(scale)
+        return plan_chunks(shape[0], side, align, halo), plan_chunks(shape[1], side, align, halo)
+    except ChunkError as err:
+        raise ConfigError(str(err)) from None
+
+
 def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | TorchPredictor | None = None, *,
-                  chunk: int | None = None, quantize: bool = True, gpu: bool = False) -> xr.Dataset:
-    """Lazy super-resolution of every (time, y, x) band variable of ``ds``.
+                  chunk: int | None = None, quantize: bool = True, gpu: bool = False,
+                  grid: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> xr.Dataset:
+    """Lazy super-resolution of every (time, y, x) band variable of ``ds``. ``grid``: an explicit input chunk
+    grid (a store's recorded ``chunk_input``, to continue it), instead of planning one from ``chunk``.
 
     Returns a Dataset with the bands at ``scale`` x resolution, a ``detail`` layer and ``chunk_sums`` (the
     per-block statistics sums, computed in the same pass as the bands). ``quantize`` rounds outputs to the uint16
@@ -118,15 +139,9 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     predictor = predictor or BicubicPredictor()
     bands = [v for v in ds.data_vars if ds[v].dims == ("time", "y", "x") and v != COUNT]
     factors = tuple(int(ds[b].attrs.get(FACTOR_ATTR, 1)) for b in bands)
-    align = int(np.lcm.reduce(factors))
     spec_halo = required_halo(predictor.reach(factors, scale), factors, detail=True)
     ny, nx = ds.sizes["y"], ds.sizes["x"]
-    chunk = chunk or default_chunk(scale)
-    try:
-        ychunks = plan_chunks(ny, chunk, align, spec_halo)
-        xchunks = plan_chunks(nx, chunk, align, spec_halo)
-    except ChunkError as err:
-        raise ConfigError(str(err)) from None
+    ychunks, xchunks = chunk_grid((ny, nx), factors, spec_halo, chunk, scale, grid)
     # method="tasks": p2p rechunking (the default under a distributed Client) cannot run on other schedulers
     x = da.stack([ds[b].data for b in bands], axis=1).rechunk((1, len(bands), ychunks, xchunks), method="tasks")
     spec = BlockSpec(scale=scale, factors=factors, halo=spec_halo,

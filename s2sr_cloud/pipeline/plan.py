@@ -12,7 +12,6 @@ import contextlib
 import enum
 import hashlib
 import json
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from ..io.load import GridSpec, MaskSpec, area_geometry, grid_for, resolve_mask
 from ..model.predictors import env_torch_threads, get_predictor
 from ..model.registry import ENTRIES, model_sha256
 from ..ops.block import Predictor
-from .graph import default_chunk, worker_budget_bytes
+from ..ops.halo import required_halo
+from .graph import chunk_grid, default_chunk, worker_budget_bytes
 
 
 class Action(enum.Enum):
@@ -48,13 +48,20 @@ class ZonePlan:
     epsg: int
     items: tuple[pystac.Item, ...]
     grid: GridSpec
-    chunk: int
+    chunk: int  # the chunk side asked for (--chunk, or the memory budget's default): part of the job spec
     spec: dict[str, Any]
     action: Action
     shape: tuple[int, int, int]  # output (time, y, x)
     chunks: int
+    halo: int  # grid pixels of context per chunk side
+    grid_chunks: tuple[tuple[int, ...], tuple[int, ...]]  # input chunk sizes along y and x
     output_bytes: int
     mask: MaskSpec = MaskSpec("none", (), "")
+
+    @property
+    def read_chunk(self) -> tuple[int, int]:
+        """The COG read chunk (y, x): the first chunk of the grid, so reads and SR blocks line up."""
+        return self.grid_chunks[0][0], self.grid_chunks[1][0]
 
     @property
     def target(self) -> str:
@@ -195,14 +202,35 @@ def _model_entry(name: str) -> Any:
     return ENTRIES.get(name)
 
 
-def output_size(grid: GridSpec, n_time: int, scale: int, n_bands: int, dtype: str, chunk: int) -> tuple[
-        tuple[int, int, int], int, int]:
-    """Output shape (time, y, x), number of output chunks, and bytes uncompressed (bands + detail layer)."""
+def output_size(grid: GridSpec, n_time: int, scale: int, n_bands: int, dtype: str
+                ) -> tuple[tuple[int, int, int], int]:
+    """Output shape (time, y, x) and bytes uncompressed (bands + detail layer)."""
     ny, nx = grid.geobox.shape
     shape = (n_time, ny * scale, nx * scale)
-    chunks = n_time * math.ceil(ny / chunk) * math.ceil(nx / chunk)
     nbytes = shape[0] * shape[1] * shape[2] * (n_bands + 1) * (2 if dtype == "uint16" else 4)
-    return shape, chunks, nbytes
+    return shape, nbytes
+
+
+CONTINUED = (Action.RESUME, Action.RESUME_REPLACE, Action.APPEND)  # actions that add to a store already begun
+
+
+def _decided(cfg: JobConfig, z: ZonePlan) -> ZonePlan:
+    """The zone with its action. A store that is continued (resumed, appended to) keeps the chunk grid it was
+    begun with, read from its ``chunk_input``: chunks planned anew (another version, another budget) would mix
+    two grids in one store and its done marks."""
+    z = ZonePlan(**{**z.__dict__, "action": _action(cfg, z.out, z.spec)})
+    if z.action not in CONTINUED:
+        return z
+    recorded = store.read_attrs(z.target).get("chunk_input")
+    if not recorded:
+        raise OutputError(f"{redact_url(z.target)} records no chunk grid (made by an older s2sr-cloud): it cannot be "
+                          "continued; nothing was changed; pass --overwrite to rebuild it")
+    try:
+        grid = chunk_grid(z.grid.geobox.shape, z.grid.factors, z.halo, None, cfg.scale, recorded)
+    except ConfigError as err:
+        raise OutputError(f"{redact_url(z.target)}: {err}") from None
+    n_time = z.chunks // (len(z.grid_chunks[0]) * len(z.grid_chunks[1]))
+    return ZonePlan(**{**z.__dict__, "grid_chunks": grid, "chunks": n_time * len(grid[0]) * len(grid[1])})
 
 
 def _solar_days(items: list[pystac.Item]) -> int:
@@ -239,18 +267,21 @@ def plan_job(cfg: JobConfig) -> JobPlan:
         grid = grid_for(zitems, cfg.bands, area)
         if entry is not None:
             entry.check(grid.factors, cfg.scale)  # ModelError (exit 8) before anything is written
-        shape, nchunks, nbytes = output_size(grid, _solar_days(zitems), cfg.scale, len(cfg.bands), cfg.dtype, chunk)
+        shape, nbytes = output_size(grid, _solar_days(zitems), cfg.scale, len(cfg.bands), cfg.dtype)
+        halo = required_halo(predictor.reach(grid.factors, cfg.scale), grid.factors)
+        ych, xch = chunk_grid(grid.geobox.shape, grid.factors, halo, chunk, cfg.scale)
         spec = _spec(cfg, predictor.name, sha, ensemble, chunk, zitems)
         mask = resolve_mask(zitems, cfg.mask, cfg.mask_classes)  # refuses a mix of scenes with and without SCL
         plans.append(ZonePlan(out=out, epsg=epsg, items=tuple(zitems), grid=grid, chunk=chunk, spec=spec,
-                              action=Action.CREATE, shape=shape, chunks=nchunks, output_bytes=nbytes, mask=mask))
+                              action=Action.CREATE, shape=shape, chunks=shape[0] * len(ych) * len(xch),
+                              output_bytes=nbytes, mask=mask, halo=halo, grid_chunks=(ych, xch)))
     total = sum(z.output_bytes for z in plans)
     if total > cfg.max_output_gb * 1e9:
         big = max(plans, key=lambda z: z.output_bytes)
         raise ConfigError(f"the output would be {total / 1e9:,.1f} GB ({big.shape[1]:,} x {big.shape[2]:,} px x "
                           f"{big.shape[0]} date(s) x {len(cfg.bands) + 1} layers), above --max-output-gb "
                           f"{cfg.max_output_gb:g}: shrink the area or dates, or raise --max-output-gb")
-    plans = [ZonePlan(**{**z.__dict__, "action": _action(cfg, z.out, z.spec)}) for z in plans]
+    plans = [_decided(cfg, z) for z in plans]
     return JobPlan(cfg=cfg, predictor=predictor, model=predictor.name, model_sha256=sha, ensemble=ensemble,
                    found_more=bool(getattr(items, "truncated", False)), zones=tuple(plans))
 
@@ -267,7 +298,8 @@ def describe_plan(plan: JobPlan) -> str:
         lines += [f"zone EPSG:{z.epsg}: {len(z.items)} scene(s), input {ny} x {nx} px at {z.grid.resolution:g} m",
                   f"  output:  {z.out} ({z.action.value}) {z.shape[0]} x {z.shape[1]} x {z.shape[2]} "
                   f"(time, y, x), {z.output_bytes / 1e9:.2f} GB before compression",
-                  f"  chunks:  {z.chunks} of {z.chunk} x {z.chunk} input px",
+                  f"  chunks:  {z.chunks} of up to {max(z.grid_chunks[0])} x {max(z.grid_chunks[1])} input px "
+                  f"(--chunk {z.chunk})",
                   f"  mask:    {z.mask.mode}" + (f" (SCL classes {','.join(map(str, z.mask.classes))})"
                                                  if z.mask.mode == "scl" else "")
                   + (f"; {z.mask.note}" if z.mask.note else "")]
@@ -296,18 +328,9 @@ def network_flops_per_output_px(predictor: Predictor, factors: tuple[int, ...], 
 
 def _estimate(plan: JobPlan, z: ZonePlan) -> list[str]:
     """Dry-run estimates for one zone: halo and what it costs, peak memory of one chunk task, network compute."""
-    import math
-
-    from ..ops.halo import ChunkError, plan_chunks, required_halo
-
-    factors, s = z.grid.factors, plan.cfg.scale
-    halo = required_halo(plan.predictor.reach(factors, s), factors)
+    factors, s, halo = z.grid.factors, plan.cfg.scale, z.halo
     ny, nx = z.grid.geobox.shape
-    align = math.lcm(*factors)
-    try:
-        ych, xch = plan_chunks(ny, z.chunk, align, halo), plan_chunks(nx, z.chunk, align, halo)
-    except ChunkError as err:
-        return [f"  halo:    {halo} px: {err}"]
+    ych, xch = z.grid_chunks
     fed = sum((a + 2 * halo) * (b + 2 * halo) for a in ych for b in xch)
     overhead = fed / (ny * nx)
     c, cmax = len(factors), max(ych + xch)

@@ -92,7 +92,7 @@ def _write_zone(plan: JobPlan, zone: ZonePlan, action: Action, ds: Any, get_clie
         return _kept(target)
     client = get_client()
     gpu = has_gpu_workers(client)
-    out = super_resolve(ds, cfg.scale, plan.predictor, chunk=zone.chunk, quantize=cfg.dtype == "uint16", gpu=gpu)
+    out = super_resolve(ds, cfg.scale, plan.predictor, grid=zone.grid_chunks, quantize=cfg.dtype == "uint16", gpu=gpu)
     if action is Action.REPLACE and store.inspect_output(target).state is store.OutputState.OURS:
         store.remove_store(target)  # an abandoned replacement of another job
     return write_output(out, target, dtype=cfg.dtype, attrs=_attrs(plan, zone) | {"gpu_workers": gpu},
@@ -115,7 +115,8 @@ def _run_zone(plan: JobPlan, zone: ZonePlan, get_client: Any, progress: bool) ->
         if action is Action.APPEND:
             report, ds = _append(plan, zone, get_client, progress, lease)
         else:
-            ds = load_reflectance(list(zone.items), zone.grid, zone.chunk, mask=zone.mask, composite=cfg.composite)
+            ds = load_reflectance(list(zone.items), zone.grid, zone.read_chunk, mask=zone.mask,
+                                  composite=cfg.composite)
             report = _write_zone(plan, zone, action, ds, get_client, progress, lease)
         if target != zone.out:
             lease.check()
@@ -170,7 +171,7 @@ def _append(plan: JobPlan, zone: ZonePlan, get_client: Any, progress: bool, leas
     if not new:
         report = _kept(zone.out)
         return report, xr.Dataset(coords={"time": np.array([], "datetime64[ns]")})
-    ds = load_reflectance(new, zone.grid, zone.chunk, mask=zone.mask, composite=cfg.composite)
+    ds = load_reflectance(new, zone.grid, zone.read_chunk, mask=zone.mask, composite=cfg.composite)
     if not pending and len(times) and ds.time.values.min() <= times.max():
         early = str(ds.time.values.min())[:10]
         raise OutputError(f"{redact_url(zone.out)}: new scene(s) dated {early} are not later than the store's last time "
@@ -178,7 +179,7 @@ def _append(plan: JobPlan, zone: ZonePlan, get_client: Any, progress: bool, leas
                           "(use --overwrite to rebuild the store)")
     client = get_client()
     gpu = has_gpu_workers(client)
-    out = super_resolve(ds, cfg.scale, plan.predictor, chunk=zone.chunk, quantize=cfg.dtype == "uint16", gpu=gpu)
+    out = super_resolve(ds, cfg.scale, plan.predictor, grid=zone.grid_chunks, quantize=cfg.dtype == "uint16", gpu=gpu)
     ids = [it.id for it in new]
     if not pending or len(times) == t0:  # (an interruption may have come before the store grew)
         run = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "items": ids,

@@ -200,6 +200,22 @@ def _run_on_cluster(client: Any, parts: list[list[Any]], make_writes: Any, befor
     _raise_failed(failed, len(writes))
 
 
+def _check_same_grid(url: str, out: xr.Dataset) -> None:
+    """A store is continued only on the chunk grid it was begun with: chunks cut differently would overlap its
+    written ones and its done marks would name other pixels."""
+    def norm(grid: Any) -> list[list[int]] | None:
+        return [[int(v) for v in axis] for axis in grid] if grid else None
+
+    recorded, now = norm(store.read_attrs(url).get("chunk_input")), norm(out.attrs.get("chunk_input"))
+    if recorded != now:
+        def text(g: list[list[int]] | None) -> str:
+            return "none" if g is None else f"{len(g[0])} x {len(g[1])} chunks of up to {max(g[0])} px"
+
+        raise OutputError(f"{store.redact_url(url)} was begun on another chunk grid ({text(recorded)}, this run "
+                          f"{text(now)}): nothing was written; continue it with the chunk grid it records "
+                          "(s2sr run does), or pass --overwrite")
+
+
 def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dict[str, Any] | None = None,
                  client: Any = None, progress: bool = False, resume: bool = False, retries: int = 3,
                  before_finish: Any = None, t_offset: int = 0, final_attrs: dict[str, Any] | None = None
@@ -230,6 +246,7 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     y0s, x0s = np.cumsum((0,) + ych[:-1]), np.cumsum((0,) + xch[:-1])
     n_t = out.sizes["time"]
     if resume:
+        _check_same_grid(url, out)
         done_all = store.done_mask(url)
         done = done_all[t_offset:t_offset + n_t]
     else:  # a new store: nothing is done (the template is written below, on a cluster while the chunks compute)
