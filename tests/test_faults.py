@@ -36,13 +36,28 @@ def reference(tmp_path_factory, dask_cluster):
     process of its own would only add interpreter and LocalCluster start-ups)."""
     out = tmp_path_factory.mktemp("ref") / "ref.zarr"
     assert main(["run", "--out", str(out), *JOB, "--scheduler", dask_cluster.scheduler.address]) == 0
-    return open_output(str(out)).load()
+    ref = open_output(str(out)).load()
+    ref.attrs["levels"] = _levels(str(out))
+    return ref
 
 
-def _same(a, b):
+def _levels(url):
+    """Every overview level's raw values (made by the write tasks: 240 px blocks hold levels 2 and 4 whole)."""
+    g = zarr.open_group(url, mode="r", use_consolidated=False)
+    return {f"{d['path']}/{v}": g[f"{d['path']}/{v}"][...] for d in g.attrs["multiscales"][0]["datasets"][1:]
+            for v in (*BANDS, "detail")}
+
+
+def _same(a, b, url=None):
+    """Output ``a`` (at ``url``, for its levels) equals the fault-free reference ``b``."""
     for v in (*BANDS, "detail"):
         assert np.array_equal(a[v].values, b[v].values, equal_nan=True), v
     assert np.array_equal(a["chunk_sums"].values, b["chunk_sums"].values)
+    if url is not None:  # a resumed store's levels: its chunks' tasks of both runs, or the finish
+        got = _levels(url)
+        assert got.keys() == b.attrs["levels"].keys()
+        for k, want in b.attrs["levels"].items():
+            assert np.array_equal(got[k], want, equal_nan=True), k
 
 
 def _done(path):
@@ -81,7 +96,7 @@ def test_killed_job_resumes_and_recomputes_only_missing_chunks(tmp_path, referen
     assert rc == 0, stderr
     total = d.size
     assert f"{total - done_before} computed, {done_before} already done, {total} in all" in stdout
-    _same(open_output(str(out)), reference)
+    _same(open_output(str(out)), reference, str(out))
 
 
 @pytest.mark.slow
@@ -107,7 +122,7 @@ def test_killed_worker_is_survived(tmp_path, reference):
         (res,) = run_job(cfg, progress=False, client=client)
         t.join()
     assert killed and killed[0] < res.chunks_total  # the worker died while chunks were still pending
-    _same(open_output(str(out)), reference)
+    _same(open_output(str(out)), reference, str(out))
 
 
 @pytest.mark.slow

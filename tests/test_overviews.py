@@ -216,3 +216,93 @@ def test_levels_made_with_the_template_are_filled_in_place_and_an_append_remakes
             warnings.simplefilter("ignore", RuntimeWarning)
             want = s / np.where(k > 0, k, np.nan)
         assert np.allclose(got["B04"].values, want, atol=0.6e-4, equal_nan=True)
+
+
+def _two_var_store(url: str, field: np.ndarray, chunk: int) -> list[str]:
+    """The field as uint16 DN (B04) and as float32 with NaN (detail), chunked as a run's blocks."""
+    ny, nx = field.shape[1:]
+    ds = xr.Dataset({"B04": (("time", "y", "x"), field), "detail": (("time", "y", "x"), field * 0.5)},
+                    coords={"time": [np.datetime64("2020-02-19")], "y": 4e6 - np.arange(ny) * 2.5 - 1.25,
+                            "x": 5e5 + np.arange(nx) * 2.5 + 1.25}).chunk({"time": 1, "y": chunk, "x": chunk})
+    ds.to_zarr(url, zarr_format=3, consolidated=False, encoding={"B04": {
+        "dtype": "uint16", "scale_factor": np.float32(1e-4), "add_offset": np.float32(-0.1),
+        "_FillValue": store.FILL_DN}, "detail": {"dtype": "float32"}})
+    return ["B04", "detail"]
+
+
+@pytest.mark.parametrize("where", ["here", "dask"])
+@pytest.mark.parametrize("chunk", [150, 240])
+def test_levels_made_by_the_write_tasks_equal_those_made_from_the_store(field, tmp_path, monkeypatch, chunk, where):
+    """Each block's task makes the levels whose pixels it holds whole (150 px blocks: level 2; 240 px: 2 and 4),
+    and the finish makes the coarser ones from the tasks' sums without reading the full resolution: the levels are
+    identical, DN for DN and float for float, to those made from the whole store (a 901 x 653 field with nodata,
+    sides that no block or level divides)."""
+    import dask
+    import zarr
+
+    if where == "dask":
+        monkeypatch.setattr(overviews, "LOCAL_BYTES", 0)
+    ny, nx = field.shape[1:]
+    ych, xch = da.core.normalize_chunks(chunk, (ny, nx))
+    tasks = overviews.block_levels(ych, xch, ("B04", "detail"))
+    assert tasks == overviews.BlockLevels((2,) if chunk == 150 else (2, 4), (chunk, chunk), sums=chunk == 150,
+                                          names=("B04", "detail"))
+    assert overviews.BlockLevels.from_attrs(tasks.to_attrs()) == tasks
+    urls = {k: str(tmp_path / f"{k}.zarr") for k in ("tasks", "whole")}
+    names = [_two_var_store(u, field, chunk) for u in urls.values()][0]
+    overviews.create_levels(urls["tasks"], names, 3, tasks)
+    root = zarr.open_group(urls["tasks"], mode="r+", use_consolidated=False)
+    root.attrs[overviews.TASKS_ATTR] = tasks.to_attrs()
+    for y0 in np.cumsum((0,) + ych[:-1]):  # what the write tasks do, block by block
+        for x0 in np.cumsum((0,) + xch[:-1]):
+            for n in names:
+                arr = root[n]
+                values = arr[0, y0:y0 + chunk, x0:x0 + chunk]
+                overviews.write_block_levels(root, n, values, overviews.stored_fill(arr), 0, int(y0), int(x0), tasks)
+    assert (overviews.SUMS_GROUP in root) == tasks.sums
+    calls = []
+    real = overviews._first_sums
+    monkeypatch.setattr(overviews, "_first_sums", lambda b, *a: calls.append(b.size) or real(b, *a))
+    with dask.config.set(scheduler="threads"):
+        meta = overviews.write_overviews(urls["tasks"], names, 3)
+        assert not [c for c in calls if c]  # the full resolution was not read again
+        assert overviews.write_overviews(urls["whole"], names, 3) == meta
+    got, want = (zarr.open_group(u, mode="r", use_consolidated=False) for u in (urls["tasks"], urls["whole"]))
+    assert overviews.SUMS_GROUP not in got
+    assert [d["scale"] for d in meta["multiscales"][0]["datasets"]] == [1, 2, 4]
+    for f in (2, 4):
+        for n in names:
+            a, b = got[f"{store.OVERVIEWS}/{f}/{n}"], want[f"{store.OVERVIEWS}/{f}/{n}"]
+            assert np.array_equal(a[...], b[...], equal_nan=True), (f, n)
+            assert a.chunks == ((1, -(-chunk // f), -(-chunk // f)) if f in tasks.factors else b.chunks)
+
+
+def test_a_run_makes_its_levels_in_the_write_tasks(tmp_path, capsys, scheduler):
+    """``s2sr run`` at x10 on the sample, 4 x 4 chunks of 60 px: each write task makes levels 2, 4 and 8 of its
+    600 px block, the finish makes level 16 from their sums. The levels equal those made from the finished store,
+    and the complete store keeps neither the sums nor the task record."""
+    import shutil
+
+    import zarr
+
+    from s2sr_cloud.cli import main
+
+    out = tmp_path / "o.zarr"
+    rc = main(["run", "--out", str(out), "--model", "bicubic", "--bands", "B02,B03,B04,B05", "--scale", "10",
+               "--chunk", "66", "--mask", "none", "--no-progress", "--scheduler", scheduler])
+    assert rc == 0, capsys.readouterr().err
+    root = zarr.open_group(str(out), mode="r", use_consolidated=False)
+    assert root.attrs["chunk_input"] == [[60] * 4, [60] * 4]
+    assert overviews.SUMS_GROUP not in root and overviews.TASKS_ATTR not in root.attrs
+    assert [d["scale"] for d in root.attrs["multiscales"][0]["datasets"]] == [1, 2, 4, 8, 16]
+    assert root[f"{store.OVERVIEWS}/2/B02"].chunks == (1, 300, 300)  # one chunk per block: its task's
+    copy = tmp_path / "whole.zarr"
+    shutil.copytree(out, copy)
+    names = ["B02", "B03", "B04", "B05", "detail"]
+    overviews.write_overviews(str(copy), names, store.zarr_format_of(str(copy)))  # from the store's bands
+    whole = zarr.open_group(str(copy), mode="r", use_consolidated=False)
+    for f in (2, 4, 8, 16):
+        for n in names:
+            a, b = root[f"{store.OVERVIEWS}/{f}/{n}"][...], whole[f"{store.OVERVIEWS}/{f}/{n}"][...]
+            assert np.array_equal(a, b, equal_nan=True), (f, n)
+            assert (a != store.FILL_DN).any() if a.dtype == np.uint16 else np.isfinite(a).any()

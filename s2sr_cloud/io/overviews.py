@@ -22,14 +22,21 @@ input DN exactly); float32 variables (detail) get float32 means. Each level's su
 Sides that are not a multiple of the factor get a last, partial block (the mean of the pixels it has), and the
 level's x/y coordinates are the block centres on the full-resolution grid's origin.
 
-Rebuilt by every run that completes the store (``store.finish``, before the ``complete`` mark), so a resumed or
-appended store's levels always match its bands.
+Made by the chunks' write tasks where the chunk grid allows (``BlockLevels``): level f is made by the task that
+writes a block when every block but the last starts on a multiple of f. Its chunks are then the blocks' own
+(block / f), so no two tasks write one chunk. The coarser levels are made at the finish from the sums and counts
+of the coarsest task level, which the tasks keep in ``_overview_sums`` until then (deleted by the finish). The
+result is the same as from the whole store: the same 2 x 2 sums of the same values, in the same order. Otherwise
+(a store begun by an older version, an append, a repair) every level is rebuilt by the finish from the stored
+full resolution (``store.finish``, before the ``complete`` mark), so a resumed or appended store's levels always
+match its bands.
 """
 
 from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,6 +47,72 @@ MIN_SIDE = 256
 # 2.7 s on a 2-worker LocalCluster, 1.9 s on threads). Larger stores use the cluster (the default scheduler): the
 # client may be far from the store, and the work is the cluster's to spread.
 LOCAL_BYTES = 2**26
+
+
+SUMS_GROUP = "_overview_sums"  # at the root: the coarsest task level's sums and counts, until the finish
+TASKS_ATTR = "overview_tasks"  # root attribute while the store is incomplete: ``BlockLevels.to_attrs()``
+
+
+@dataclass(frozen=True)
+class BlockLevels:
+    """The levels the chunks' write tasks make from their own blocks (issue 12: made from the whole store at the
+    finish, they took 13 s of a 156 s decimated-tile run, serial after the last chunk). ``factors``: the levels
+    made in the tasks (2, 4, ... while every block but the last starts on a multiple); ``block``: the full-resolution
+    block (y, x) of every block but the last; ``sums``: coarser levels follow at the finish, from the sums and
+    counts of level ``factors[-1]``, which the tasks keep in ``SUMS_GROUP``; ``names``: the variables with levels
+    (the bands and the detail layer, not a composite's obs_count)."""
+
+    factors: tuple[int, ...]
+    block: tuple[int, int]
+    sums: bool
+    names: tuple[str, ...]
+
+    def chunks(self, f: int) -> tuple[int, int, int]:
+        """A task level's chunks: one per block."""
+        return 1, -(-self.block[0] // f), -(-self.block[1] // f)
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {"factors": list(self.factors), "block": list(self.block), "sums": self.sums, "names": list(self.names)}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any] | None) -> BlockLevels | None:
+        if not attrs:
+            return None
+        return cls(tuple(int(f) for f in attrs["factors"]), (int(attrs["block"][0]), int(attrs["block"][1])),
+                   bool(attrs["sums"]), tuple(str(n) for n in attrs["names"]))
+
+
+def block_levels(ychunks: tuple[int, ...], xchunks: tuple[int, ...], names: tuple[str, ...]) -> BlockLevels | None:
+    """The levels of ``names`` that write tasks over blocks of these full-resolution chunks can make (None: none
+    can)."""
+    factors = level_factors(sum(ychunks), sum(xchunks))
+    inside = tuple(f for f in factors if all(len(c) == 1 or c[0] % f == 0 for c in (ychunks, xchunks)))
+    if not inside:
+        return None
+    return BlockLevels(inside, (ychunks[0], xchunks[0]), sums=len(inside) < len(factors), names=tuple(names))
+
+
+def stored_fill(arr: Any) -> int | None:
+    """The no-data DN of a uint16 store array, None for float arrays (NaN)."""
+    return int(arr.attrs.get("_FillValue", arr.fill_value)) if arr.dtype == np.uint16 else None
+
+
+def write_block_levels(root: Any, name: str, values: np.ndarray, fill: int | None, t: int, y0: int, x0: int,
+                       levels: BlockLevels) -> None:
+    """In a chunk's write task: the task levels of one variable's block ``values`` (y, x) as stored (DN with
+    ``fill``, or float32 with NaN) at full-resolution (y0, x0), each from the one below, and the coarsest one's sums
+    when coarser levels follow."""
+    from . import store
+
+    sums = _first_sums(values[None], fill)
+    for i, f in enumerate(levels.factors):
+        if i:
+            sums = _next_sums(sums)
+        h, w = sums.shape[-2:]
+        root[f"{store.OVERVIEWS}/{f}/{name}"][t, y0 // f:y0 // f + h, x0 // f:x0 // f + w] = _mean(sums, fill)[0]
+    if levels.sums:
+        g = levels.factors[-1]
+        root[f"{SUMS_GROUP}/{name}"][t, :, y0 // g:y0 // g + h, x0 // g:x0 // g + w] = sums[0]
 
 
 def level_shape(ny: int, nx: int, f: int) -> tuple[int, int]:
@@ -146,12 +219,13 @@ def _like(group: Any, name: str, src: Any, shape: tuple[int, ...], chunks: tuple
     return arr
 
 
-def _levels_here(src: Any, targets: list[Any], fill: int | None) -> None:
+def _levels_here(src: Any, targets: list[Any], fill: int | None, summed: bool = False) -> None:
     """A small store's levels of one variable, in this process: the whole array read once, each level's sums made
-    from the one below (the same ``_first_sums`` / ``_next_sums`` / ``_mean`` as the dask path)."""
-    sums = _first_sums(src[...], fill)
+    from the one below (the same ``_first_sums`` / ``_next_sums`` / ``_mean`` as the dask path). ``summed``: ``src``
+    holds the (time, 2, y, x) sums and counts of the level below the first target."""
+    sums = src[...] if summed else _first_sums(src[...], fill)
     for i, target in enumerate(targets):
-        if i:
+        if i or summed:
             sums = _next_sums(sums)
         target[...] = _mean(sums, fill)
 
@@ -182,13 +256,14 @@ def _existing(root: Any, names: list[str], nt: int, ny: int, nx: int,
         return None
 
 
-def _levels(url: str, names: list[str], zarr_format: int, reuse: bool) -> tuple[Any, dict[str, Any], list[int],
-                                                                            dict[str, list[Any]]]:
+def _levels(url: str, names: list[str], zarr_format: int, reuse: bool, tasks: BlockLevels | None = None
+            ) -> tuple[Any, dict[str, Any], list[int], dict[str, list[Any]], bool]:
     """(the store's root group, the full-resolution arrays of ``names`` it holds, the level factors, per name the
-    levels' arrays). The arrays are made with zarr from the full-resolution arrays' own metadata (the same dtype,
-    fill value, CF attributes and dimension names: ``xr.open_zarr(url, group="overviews/4")`` decodes them as it
-    decodes the bands), with the x/y of the block centres and the full resolution's time and CRS; ``reuse``: keep
-    the store's levels when they are exactly these."""
+    levels' arrays, whether they were kept). The arrays are made with zarr from the full-resolution arrays' own
+    metadata (the same dtype, fill value, CF attributes and dimension names: ``xr.open_zarr(url,
+    group="overviews/4")`` decodes them as it decodes the bands), with the x/y of the block centres and the full
+    resolution's time and CRS; ``reuse``: keep the store's levels when they are exactly these. ``tasks``: the
+    task levels are chunked by block, and their sums' arrays are made (``SUMS_GROUP``)."""
     import zarr
 
     from . import store
@@ -202,10 +277,10 @@ def _levels(url: str, names: list[str], zarr_format: int, reuse: bool) -> tuple[
     if not factors:
         if store.OVERVIEWS in root:
             del root[store.OVERVIEWS]
-        return root, srcs, factors, {}
+        return root, srcs, factors, {}, False
     nt, ny, nx = srcs[names[0]].shape
     if reuse and (kept := _existing(root, names, nt, ny, nx, factors)) is not None:
-        return root, srcs, factors, kept
+        return root, srcs, factors, kept, True
     if store.OVERVIEWS in root:
         del root[store.OVERVIEWS]  # the previous run's levels (an appended store's grew along time)
     copied = [c for c in ["time", *sorted({a.attrs.get("grid_mapping") for a in srcs.values()} & present)]
@@ -225,54 +300,79 @@ def _levels(url: str, names: list[str], zarr_format: int, reuse: bool) -> tuple[
             jobs.append((group, c, a, a.shape, a.chunks, None, a[...]))
         jobs.append((group, "y", ys, (ly,), (ly,), None, _centres(y, f, ly)))
         jobs.append((group, "x", xs, (lx,), (lx,), None, _centres(x, f, lx)))
-        chunks = (1, min(512, ly), min(512, lx))
+        chunks = tasks.chunks(f) if tasks and f in tasks.factors else (1, min(512, ly), min(512, lx))
         for n in names:
             slots[n].append(len(jobs))
             jobs.append((group, n, srcs[n], (nt, ly, lx), chunks, {"overview_factor": f}, None))
+    if SUMS_GROUP in root:
+        del root[SUMS_GROUP]
+    if tasks and tasks.sums:  # float64 (sum, count) of the coarsest task level, per block
+        g = tasks.factors[-1]
+        sums_group = root.create_group(SUMS_GROUP, attributes={
+            "description": f"sums and counts of the {g}x{g} level per block, for the coarser levels; removed when "
+                           "the store is complete"})
+        shape = (nt, 2, *level_shape(ny, nx, g))
+        for n in names:
+            sums_group.create_array(n, shape=shape, chunks=(1, 2, *tasks.chunks(g)[1:]), dtype=np.float64,
+                                    fill_value=0.0, compressors=store.compressors(zarr_format))
     # on threads: each array is a few small metadata writes (round trips, on S3)
     with ThreadPoolExecutor(8) as pool:
         made = list(pool.map(lambda j: _like(*j[:5], zarr_format, *j[5:]), jobs))
-    return root, srcs, factors, {n: [made[i] for i in slots[n]] for n in names}
+    return root, srcs, factors, {n: [made[i] for i in slots[n]] for n in names}, False
 
 
-def create_levels(url: str, names: list[str], zarr_format: int) -> None:
-    """Make the levels' (empty) arrays of a new store, with its template: ``write_overviews`` then only computes
-    them (their 47 arrays took 0.25 s of a 0.9 s finish on a 960 px store; the template is written while the
-    workers compute)."""
-    _levels(url, names, zarr_format, reuse=False)
+def create_levels(url: str, names: list[str], zarr_format: int, tasks: BlockLevels | None = None) -> None:
+    """Make the levels' (empty) arrays of a new store, with its template: the write tasks fill ``tasks``' levels,
+    ``write_overviews`` the rest (their 47 arrays took 0.25 s of a 0.9 s finish on a 960 px store; the template
+    is written while the workers compute)."""
+    _levels(url, names, zarr_format, reuse=False, tasks=tasks)
 
 
 def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, Any]:
-    """(Re)write the levels of ``names``, in arrays made by ``create_levels`` (or anew, ``_levels``); returns the
-    root attributes that describe them (``multiscales``). Every chunk of every level is rewritten, so a resumed or
-    repaired store's levels match its bands. Making the levels' arrays through xarray took 0.9 s of a 2.1 s finish
-    on a 960 px store, more than the levels' arithmetic (benchmarks/RESULTS.md, round 7)."""
+    """Write the levels of ``names`` that the write tasks did not (``BlockLevels``: the coarser ones, from the
+    tasks' sums), or, when the tasks made none or the levels' arrays are not the template's, (re)write every level
+    from the full resolution; returns the root attributes that describe them (``multiscales``). A resumed or
+    repaired store's levels match its bands: its done chunks were written with their levels, or every chunk of
+    every level is rewritten. Making the levels' arrays through xarray took 0.9 s of a 2.1 s finish on a 960 px
+    store, more than the levels' arithmetic (benchmarks/RESULTS.md, round 7)."""
     import dask.array as da
 
     from . import store
 
-    _, srcs, factors, targets = _levels(url, names, zarr_format, reuse=True)
+    root, srcs, factors, targets, kept = _levels(url, names, zarr_format, reuse=True)
+    tasks = BlockLevels.from_attrs(root.attrs.get(TASKS_ATTR)) if kept else None
+    names = list(srcs)
+    if tasks and tasks.sums and not all(f"{SUMS_GROUP}/{n}" in root for n in names):
+        tasks = None  # (a finish interrupted after it removed the sums: the whole pyramid again)
+    if SUMS_GROUP in root and not tasks:
+        del root[SUMS_GROUP]
     if not targets:
         return {"multiscales": None}
-    names = list(srcs)
     nt, ny, nx = srcs[names[0]].shape
     # the stored values as they are (uint16 DN with their fill value, float32 with NaN): the levels are block
     # means of the DN, rounded once to the DN grid, with no decoding to float and encoding back
-    fills = {n: int(a.attrs.get("_FillValue", a.fill_value)) if a.dtype == np.uint16 else None
-             for n, a in srcs.items()}
+    fills = {n: stored_fill(a) for n, a in srcs.items()}
     datasets = [{"path": ".", "scale": 1, "shape": [ny, nx]}] + [
         {"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": list(level_shape(ny, nx, f))} for f in factors]
-    small = nt * ny * nx * 4 * len(names) <= LOCAL_BYTES
-    if small:  # in this process, one variable per thread (numpy and the codecs release the GIL)
+    done = len(tasks.factors) if tasks else 0  # levels the write tasks made
+    if tasks and not tasks.sums:
+        return _multiscales(names, datasets)
+    # the base each variable's remaining levels are made from: the full resolution, or the task sums
+    bases = {n: root[f"{SUMS_GROUP}/{n}"] if done else srcs[n] for n in names}
+    base_bytes = sum(int(np.prod(b.shape)) * (8 if done else 4) for b in bases.values())
+    if base_bytes <= LOCAL_BYTES:  # in this process, one variable per thread (numpy and the codecs release the GIL)
         with ThreadPoolExecutor(min(4, len(names))) as pool:
-            list(pool.map(lambda n: _levels_here(srcs[n], targets[n], fills[n]), names))
+            list(pool.map(lambda n: _levels_here(bases[n], targets[n][done:], fills[n], summed=bool(done)), names))
     else:
         sources, dests = [], []
         for n in names:
-            sums = level_sums(da.from_zarr(srcs[n]), len(factors), fills[n])
+            base = da.from_zarr(bases[n])
+            sums = [_halve(base)] if done else level_sums(base, len(factors), fills[n])
+            for _ in range(len(factors) - done - len(sums)):
+                sums.append(_halve(sums[-1]))
             dtype = np.float32 if fills[n] is None else np.uint16
-            for li, target in enumerate(targets[n]):
-                sources.append(sums[li].map_blocks(_mean, fills[n], drop_axis=1, dtype=dtype).rechunk(target.chunks))
+            for level, target in zip(sums, targets[n][done:], strict=True):
+                sources.append(level.map_blocks(_mean, fills[n], drop_axis=1, dtype=dtype).rechunk(target.chunks))
                 dests.append(target)
         # ONE store of every level and band: dask optimises the sources together, so a level's sums (used by its
         # mean and by the next level) stay one task per block. A store per level fused each level's chain from the
@@ -281,6 +381,12 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             da.store(sources, dests, lock=False, compute=True)
+    if SUMS_GROUP in root:
+        del root[SUMS_GROUP]
+    return _multiscales(names, datasets)
+
+
+def _multiscales(names: list[str], datasets: list[dict[str, Any]]) -> dict[str, Any]:
     return {"multiscales": [{
         "name": "overviews", "type": "mean", "variables": names, "datasets": datasets,
         "metadata": {"method": "block mean over f x f full-resolution pixels, NaN left out; see s2sr_cloud/io/"

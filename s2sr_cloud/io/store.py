@@ -25,13 +25,16 @@ import os
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
 import xarray as xr
 
 from ..errors import OutputError
+
+if TYPE_CHECKING:
+    from .overviews import BlockLevels
 
 STATUS = "s2sr_status"
 MARKER = "s2sr_cloud_store"  # root attribute of every store this tool made (value: layout version)
@@ -360,10 +363,12 @@ def _bookkeeping(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) -> None:
+def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any], levels: BlockLevels | None = None
+                   ) -> None:
     """Create the store: metadata, coordinates and empty arrays. The data is written by ``write_block`` tasks,
-    so xarray's own delayed writer is discarded. ``url`` must be absent or empty (``inspect_output``)."""
-    from .overviews import create_levels
+    so xarray's own delayed writer is discarded. ``url`` must be absent or empty (``inspect_output``).
+    ``levels``: the overview levels those tasks make (recorded in the attributes until the finish)."""
+    from .overviews import TASKS_ATTR, create_levels
 
     fmt = int(attrs.get("zarr_format") or ZARR_FORMAT)
     ds = cf_coords(_bookkeeping(ds.copy()))
@@ -375,6 +380,8 @@ def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) 
     ds.attrs["zarr_format"] = fmt
     ds.attrs[STATUS] = "incomplete"
     ds.attrs[MARKER] = LAYOUT
+    if levels is not None:
+        ds.attrs[TASKS_ATTR] = levels.to_attrs()
     enc = encoding_for(ds, dtype)
     if fmt == 2:  # xarray sets a format-2 array's fill_value from _FillValue (and refuses both)
         for e in enc.values():
@@ -383,7 +390,7 @@ def write_template(ds: xr.Dataset, url: str, dtype: str, attrs: dict[str, Any]) 
         ds.to_zarr(url, mode="w-", compute=False, consolidated=False, zarr_format=fmt,
                    encoding=_checksummed(enc, ds, fmt),
                    storage_options=storage_options(url) or None)
-        create_levels(url, [*ds.attrs.get("bands", []), DETAIL], fmt)  # empty: computed by finish()
+        create_levels(url, [*ds.attrs.get("bands", []), DETAIL], fmt, levels)  # empty: filled by the tasks, finish()
     except Exception as err:  # noqa: BLE001
         raise OutputError(f"cannot create the output store {redact_url(url)} ({err.__class__.__name__}: "
                           f"{str(err)[:160]}): check that the location is writable") from None
@@ -396,12 +403,13 @@ def _jsonable(value: Any) -> Any:
 def finish(url: str, extra: xr.Dataset, attrs: dict[str, Any]) -> None:
     """Add the statistics variables and mark the store complete (last write of a run). An attribute given as None
     is removed."""
-    from .overviews import write_overviews
+    from .overviews import TASKS_ATTR, write_overviews
 
     opts = storage_options(url) or None
     fmt = zarr_format_of(url)
     group = _group(url, "r+")
     kept = dict(group.attrs)  # to_zarr(mode="a") replaces the group's attributes with the appended dataset's
+    kept.pop(TASKS_ATTR, None)  # (read by write_overviews from the store itself; a complete store has none)
     for name in extra.data_vars:  # recomputed over every time step (an append grows them)
         if name in group:
             del group[name]
@@ -551,11 +559,15 @@ def write_threads() -> int:
 
 
 def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: np.ndarray, sums: np.ndarray,
-                t: int, ci: int, cj: int, y0: int, x0: int) -> tuple[int, int, int]:
-    """Region-write one output chunk (all band variables, detail, its statistics sums), then mark it done.
-    Runs on a worker with the storage options captured on the client (the worker may have no credentials in its
-    environment); idempotent, so a chunk interrupted half-way is simply written again."""
+                t: int, ci: int, cj: int, y0: int, x0: int, levels: BlockLevels | None = None
+                ) -> tuple[int, int, int]:
+    """Region-write one output chunk (all band variables, detail, its statistics sums, and the overview levels
+    ``levels`` names), then mark it done. Runs on a worker with the storage options captured on the client (the
+    worker may have no credentials in its environment); idempotent, so a chunk interrupted half-way is simply
+    written again."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from .overviews import stored_fill, write_block_levels
 
     g = _group(url, "r+", opts)
     h, w = block.shape[-2:]
@@ -564,6 +576,8 @@ def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: n
         arr = g[names[c]]
         encoded = _encode(arr, block[0, c])
         arr[t, y0:y0 + h, x0:x0 + w] = encoded
+        if levels is not None and names[c] in levels.names:
+            write_block_levels(g, names[c], encoded, stored_fill(arr), t, y0, x0, levels)
         return encoded
 
     crc, k = 0, write_threads()

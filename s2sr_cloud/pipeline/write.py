@@ -15,7 +15,7 @@ from dask.base import tokenize
 
 from .._process import release_memory
 from ..errors import OutputError, ReadError
-from ..io import store
+from ..io import overviews, store
 from ..ops.stats import COMPARISONS, METRICS, NSUM, finalize
 from .graph import DOWNSTREAM_PRIORITY
 
@@ -200,13 +200,13 @@ def _run_on_cluster(client: Any, parts: list[list[Any]], make_writes: Any, befor
     _raise_failed(failed, len(writes))
 
 
-def _check_same_grid(url: str, out: xr.Dataset) -> None:
-    """A store is continued only on the chunk grid it was begun with: chunks cut differently would overlap its
-    written ones and its done marks would name other pixels."""
+def _check_same_grid(url: str, out: xr.Dataset, attrs: dict[str, Any]) -> None:
+    """A store is continued only on the chunk grid it was begun with (``attrs``: the store's): chunks cut
+    differently would overlap its written ones and its done marks would name other pixels."""
     def norm(grid: Any) -> list[list[int]] | None:
         return [[int(v) for v in axis] for axis in grid] if grid else None
 
-    recorded, now = norm(store.read_attrs(url).get("chunk_input")), norm(out.attrs.get("chunk_input"))
+    recorded, now = norm(attrs.get("chunk_input")), norm(out.attrs.get("chunk_input"))
     if recorded != now:
         def text(g: list[list[int]] | None) -> str:
             return "none" if g is None else f"{len(g[0])} x {len(g[1])} chunks of up to {max(g[0])} px"
@@ -232,10 +232,6 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
         if existing.state is not store.OutputState.ABSENT:
             raise OutputError(f"{store.redact_url(url)} is not empty: nothing was written; choose an absent path")
 
-    def template() -> None:
-        if not resume:
-            store.write_template(out, url, dtype, {**out.attrs, **(attrs or {})})
-
     with dask.annotate(priority=DOWNSTREAM_PRIORITY):  # a finished block is written before the next is made
         stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
     # one graph, not optimised per output: optimising the two separately fused the SR task into each under
@@ -245,8 +241,13 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     ych, xch = stacked.chunks[2], stacked.chunks[3]
     y0s, x0s = np.cumsum((0,) + ych[:-1]), np.cumsum((0,) + xch[:-1])
     n_t = out.sizes["time"]
+    # the overview levels each write task makes from its block: a new store's from its grid; a resumed store's as
+    # recorded when it was begun (none for a store begun by an older version, or being appended to)
+    levels = overviews.block_levels(ych, xch, (*bands, store.DETAIL)) if not resume else None
     if resume:
-        _check_same_grid(url, out)
+        recorded = store.read_attrs(url)
+        _check_same_grid(url, out, recorded)
+        levels = overviews.BlockLevels.from_attrs(recorded.get(overviews.TASKS_ATTR))  # (same grid: same blocks)
         done_all = store.done_mask(url)
         done = done_all[t_offset:t_offset + n_t]
     else:  # a new store: nothing is done (the template is written below, on a cluster while the chunks compute)
@@ -258,8 +259,12 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     def write_key(t: int, i: int, j: int) -> str:
         return f"s2sr-write-{t + t_offset}-{i}-{j}-{tokenize(url)}"
 
+    def template() -> None:
+        if not resume:
+            store.write_template(out, url, dtype, {**out.attrs, **(attrs or {})}, levels)
+
     def write_args(t: int, i: int, j: int) -> tuple[Any, ...]:
-        return (t + t_offset, i, j, int(y0s[i]), int(x0s[j]))
+        return (t + t_offset, i, j, int(y0s[i]), int(x0s[j]), levels)
 
     def make_writes(parts: list[list[Any]]) -> list[Any]:  # per chunk: its block and its sums
         write = dask.delayed(_write_block, pure=True)
