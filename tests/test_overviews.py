@@ -277,20 +277,27 @@ def test_levels_made_by_the_write_tasks_equal_those_made_from_the_store(field, t
             assert a.chunks == ((1, -(-chunk // f), -(-chunk // f)) if f in tasks.factors else b.chunks)
 
 
-def test_a_run_makes_its_levels_in_the_write_tasks(tmp_path, capsys, scheduler):
+def test_a_run_makes_its_levels_in_the_write_tasks(tmp_path, capsys, scheduler, monkeypatch):
     """``s2sr run`` at x10 on the sample, 4 x 4 chunks of 60 px: each write task makes levels 2, 4 and 8 of its
-    600 px block, the finish makes level 16 from their sums. The levels equal those made from the finished store,
-    and the complete store keeps neither the sums nor the task record."""
+    600 px block, the finish makes level 16 from their sums without reading the bands. The levels equal those made
+    from the finished store, and the complete store keeps neither the sums nor the task record."""
     import shutil
 
     import zarr
 
     from s2sr_cloud.cli import main
 
+    calls = []  # the finish's passes over the bands, made in this process (on threads, or as a dask graph)
+    level_sums, here = overviews.level_sums, overviews._levels_here
+    monkeypatch.setattr(overviews, "level_sums", lambda *a: calls.append("dask") or level_sums(*a))
+    monkeypatch.setattr(overviews, "_levels_here", lambda *a, summed=False: (
+        calls.append("here") if not summed else None) or here(*a, summed=summed))
     out = tmp_path / "o.zarr"
     rc = main(["run", "--out", str(out), "--model", "bicubic", "--bands", "B02,B03,B04,B05", "--scale", "10",
                "--chunk", "66", "--mask", "none", "--no-progress", "--scheduler", scheduler])
     assert rc == 0, capsys.readouterr().err
+    assert calls == []  # the finish did not read the bands back
+    monkeypatch.undo()
     root = zarr.open_group(str(out), mode="r", use_consolidated=False)
     assert root.attrs["chunk_input"] == [[60] * 4, [60] * 4]
     assert overviews.SUMS_GROUP not in root and overviews.TASKS_ATTR not in root.attrs

@@ -342,6 +342,8 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
     root, srcs, factors, targets, kept = _levels(url, names, zarr_format, reuse=True)
     tasks = BlockLevels.from_attrs(root.attrs.get(TASKS_ATTR)) if kept else None
     names = list(srcs)
+    if tasks and not set(names) <= set(tasks.names):
+        tasks = None  # a variable whose levels no task made
     if tasks and tasks.sums and not all(f"{SUMS_GROUP}/{n}" in root for n in names):
         tasks = None  # (a finish interrupted after it removed the sums: the whole pyramid again)
     if SUMS_GROUP in root and not tasks:

@@ -409,7 +409,6 @@ def finish(url: str, extra: xr.Dataset, attrs: dict[str, Any]) -> None:
     fmt = zarr_format_of(url)
     group = _group(url, "r+")
     kept = dict(group.attrs)  # to_zarr(mode="a") replaces the group's attributes with the appended dataset's
-    kept.pop(TASKS_ATTR, None)  # (read by write_overviews from the store itself; a complete store has none)
     for name in extra.data_vars:  # recomputed over every time step (an append grows them)
         if name in group:
             del group[name]
@@ -418,7 +417,8 @@ def finish(url: str, extra: xr.Dataset, attrs: dict[str, Any]) -> None:
     enc = {k: v for k, v in _checksummed({}, extra, fmt).items() if k not in group}  # (existing coords: kept)
     extra.to_zarr(url, mode="a", consolidated=False, zarr_format=fmt, storage_options=opts, encoding=enc)
     # the multiscale levels: a cheap reduction of the complete bands, rebuilt by every run that changed them
-    levels = write_overviews(url, [*kept.get("bands", []), DETAIL], fmt)
+    levels = write_overviews(url, [*kept.get("bands", []), DETAIL], fmt)  # reads TASKS_ATTR, still in the store
+    kept.pop(TASKS_ATTR, None)  # a complete store has none
     group = _group(url, "r+")
     merged = kept | {k: _jsonable(v) for k, v in attrs.items()} | {STATUS: "complete"} | levels
     group.attrs.put({k: v for k, v in merged.items() if not (k in attrs and attrs[k] is None)})  # None: remove
