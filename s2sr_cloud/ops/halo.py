@@ -36,8 +36,8 @@ def plan_chunks(n: int, chunk: int, align: int, minimum: int) -> tuple[int, ...]
     as a regular grid allows: k = ceil(n / chunk) chunks, the first k - 1 of ceil(n / k) rounded up to ``align``
     (a store's chunks are equal but the last), the last the rest. Equal chunks keep every worker busy to the end
     and no short rest is merged into a chunk over the budget (10980 px at 840, halo 108: 13 x 786 + 762, not
-    12 x 840 + 900). Chunks shorter than ``minimum`` (dask's map_overlap needs chunks >= the halo) fall back to full-size
-    chunks with a short last one merged into its neighbour."""
+    12 x 840 + 900). Chunks shorter than ``minimum`` (dask's map_overlap needs chunks >= the halo) fall back to
+    full-size chunks with a short last one merged into its neighbour."""
     if n % align:
         raise ValueError(f"grid size {n} is not a multiple of the alignment {align}")
     chunk = max(round_up(chunk, align), align)
