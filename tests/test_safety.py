@@ -173,17 +173,9 @@ def test_resume_refuses_when_the_search_returns_other_scenes(tmp_path, capsys, s
 
 def _plan_before_equal_chunks(n: int, chunk: int, align: int, minimum: int) -> tuple[int, ...]:
     """``ops.halo.plan_chunks`` up to round 7: full chunks, a short rest merged into the last."""
-    from s2sr_cloud.ops.halo import round_up
+    from s2sr_cloud.ops.halo import full_chunks, round_up
 
-    chunk = round_up(chunk, align)
-    sizes = [chunk] * (n // chunk)
-    rest = n - sum(sizes)
-    if rest:
-        if sizes and rest < minimum:
-            sizes[-1] += rest
-        else:
-            sizes.append(rest)
-    return tuple(sizes)
+    return full_chunks(n, round_up(chunk, align), minimum)
 
 
 def test_a_store_begun_on_another_chunk_grid_is_continued_on_it(tmp_path, capsys, scheduler, monkeypatch):

@@ -45,16 +45,23 @@ def plan_chunks(n: int, chunk: int, align: int, minimum: int) -> tuple[int, ...]
     base = round_up(math.ceil(n / k), align)  # <= chunk; (k - 1) * base < n, so the last chunk is not empty
     sizes = [base] * (k - 1) + [n - base * (k - 1)]
     if k > 1 and min(sizes) < minimum:
-        sizes = [chunk] * (n // chunk)
-        rest = n - sum(sizes)
-        if rest:
-            if sizes and rest < minimum:
-                sizes[-1] += rest
-            else:
-                sizes.append(rest)
+        sizes = list(full_chunks(n, chunk, minimum))
     if len(sizes) > 1 and min(sizes) < minimum:
         raise ChunkError(f"--chunk {chunk} is smaller than the halo of {minimum} pixels this model and these bands "
                          f"need: use --chunk {round_up(minimum, align)} or more")
+    return tuple(sizes)
+
+
+def full_chunks(n: int, chunk: int, minimum: int) -> tuple[int, ...]:
+    """Chunks of ``chunk`` and the rest, a rest shorter than ``minimum`` merged into the last (``plan_chunks``
+    before equal chunks, and its fallback)."""
+    sizes = [chunk] * (n // chunk)
+    rest = n - sum(sizes)
+    if rest:
+        if sizes and rest < minimum:
+            sizes[-1] += rest
+        else:
+            sizes.append(rest)
     return tuple(sizes)
 
 
