@@ -419,7 +419,13 @@ def test_dry_run_estimates_the_model_cost(capsys):
     assert flops == pytest.approx(network_flops_per_output_px(get_predictor("default", ensemble=1), FACTORS_10M, 4),
                                   rel=0.01)
     overhead = float(re.search(r"each block reads ([\d.]+)x", text).group(1))
-    assert 1.0 < overhead < 10 and "CPU core-hours" in text
+    assert overhead == 1.0 and "CPU core-hours" in text  # one chunk: no halo beyond the area's edges
+    rc, text, err = s2sr(capsys, "--scale", "4", "--ensemble", "1", "--chunk", "120", "--out", "unused.zarr",
+                         "--dry-run")
+    assert rc == 0, err
+    assert "chunks:  4 of up to 120 x 120 input px" in text
+    overhead = float(re.search(r"each block reads ([\d.]+)x", text).group(1))
+    assert overhead == pytest.approx(((120 + 108) * 2 / 240) ** 2, abs=0.005)  # 108 px halo on inner sides only
 
 
 # ---- one line for every error ------------------------------------------------------------------------------------

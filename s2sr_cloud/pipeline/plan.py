@@ -331,7 +331,10 @@ def _estimate(plan: JobPlan, z: ZonePlan) -> list[str]:
     factors, s, halo = z.grid.factors, plan.cfg.scale, z.halo
     ny, nx = z.grid.geobox.shape
     ych, xch = z.grid_chunks
-    fed = sum((a + 2 * halo) * (b + 2 * halo) for a in ych for b in xch)
+    def padded(sizes: tuple[int, ...]) -> list[int]:  # no halo beyond the area's edges (graph.block_pads)
+        return [n + halo * ((i > 0) + (i < len(sizes) - 1)) for i, n in enumerate(sizes)]
+
+    fed = sum(a * b for a in padded(ych) for b in padded(xch))
     overhead = fed / (ny * nx)
     c, cmax = len(factors), max(ych + xch)
     # one task holds its input block, the prediction and the consistent output (+ detail), float32
