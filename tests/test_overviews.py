@@ -277,34 +277,48 @@ def test_levels_made_by_the_write_tasks_equal_those_made_from_the_store(field, t
             assert a.chunks == ((1, -(-chunk // f), -(-chunk // f)) if f in tasks.factors else b.chunks)
 
 
-def test_a_run_makes_its_levels_in_the_write_tasks(tmp_path, capsys, scheduler, monkeypatch):
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_run_makes_its_levels_in_the_write_tasks(tmp_path, capsys, scheduler, monkeypatch, request, where):
     """``s2sr run`` at x10 on the sample, 4 x 4 chunks of 60 px: each write task makes levels 2, 4 and 8 of its
     600 px block, the finish makes level 16 from their sums without reading the bands. The levels equal those made
-    from the finished store, and the complete store keeps neither the sums nor the task record."""
+    from the finished store, and the complete store keeps neither the sums nor the task record. On local disk and
+    on S3 (moto on loopback: the sums are written and deleted through s3fs)."""
     import shutil
 
     import zarr
 
     from s2sr_cloud.cli import main
 
+    from .conftest import make_bucket
+
+    out = str(tmp_path / "o.zarr")
+    if where == "s3":
+        make_bucket(request.getfixturevalue("s3_env"), "levels-out")
+        out = "s3://levels-out/o.zarr"
+
     calls = []  # the finish's passes over the bands, made in this process (on threads, or as a dask graph)
     level_sums, here = overviews.level_sums, overviews._levels_here
     monkeypatch.setattr(overviews, "level_sums", lambda *a: calls.append("dask") or level_sums(*a))
     monkeypatch.setattr(overviews, "_levels_here", lambda *a, summed=False: (
         calls.append("here") if not summed else None) or here(*a, summed=summed))
-    out = tmp_path / "o.zarr"
-    rc = main(["run", "--out", str(out), "--model", "bicubic", "--bands", "B02,B03,B04,B05", "--scale", "10",
+    monkeypatch.chdir(tmp_path)  # (a remote output's quick-look lands in the working directory)
+    rc = main(["run", "--out", out, "--model", "bicubic", "--bands", "B02,B03,B04,B05", "--scale", "10",
                "--chunk", "66", "--mask", "none", "--no-progress", "--scheduler", scheduler])
     assert rc == 0, capsys.readouterr().err
     assert calls == []  # the finish did not read the bands back
-    monkeypatch.undo()
-    root = zarr.open_group(str(out), mode="r", use_consolidated=False)
+    monkeypatch.setattr(overviews, "level_sums", level_sums)  # (not undo(): that would drop the S3 settings too)
+    monkeypatch.setattr(overviews, "_levels_here", here)
+    root = store._group(out, "r")
     assert root.attrs["chunk_input"] == [[60] * 4, [60] * 4]
     assert overviews.SUMS_GROUP not in root and overviews.TASKS_ATTR not in root.attrs
     assert [d["scale"] for d in root.attrs["multiscales"][0]["datasets"]] == [1, 2, 4, 8, 16]
     assert root[f"{store.OVERVIEWS}/2/B02"].chunks == (1, 300, 300)  # one chunk per block: its task's
     copy = tmp_path / "whole.zarr"
-    shutil.copytree(out, copy)
+    if where == "s3":
+        fs, path = store.filesystem(out)
+        fs.get(path, str(copy), recursive=True)
+    else:
+        shutil.copytree(out, copy)
     names = ["B02", "B03", "B04", "B05", "detail"]
     overviews.write_overviews(str(copy), names, store.zarr_format_of(str(copy)))  # from the store's bands
     whole = zarr.open_group(str(copy), mode="r", use_consolidated=False)
