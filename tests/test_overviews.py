@@ -296,11 +296,12 @@ def test_a_run_makes_its_levels_in_the_write_tasks(tmp_path, capsys, scheduler, 
         make_bucket(request.getfixturevalue("s3_env"), "levels-out")
         out = "s3://levels-out/o.zarr"
 
-    calls = []  # the finish's passes over the bands, made in this process (on threads, or as a dask graph)
+    calls = []  # the finish's passes over the bands (a 3-D base: the full resolution), on threads or as a graph
     level_sums, here = overviews.level_sums, overviews._levels_here
-    monkeypatch.setattr(overviews, "level_sums", lambda *a: calls.append("dask") or level_sums(*a))
-    monkeypatch.setattr(overviews, "_levels_here", lambda *a, summed=False: (
-        calls.append("here") if not summed else None) or here(*a, summed=summed))
+    monkeypatch.setattr(overviews, "level_sums", lambda v, *a: (
+        calls.append("dask") if v.ndim == 3 else None) or level_sums(v, *a))
+    monkeypatch.setattr(overviews, "_levels_here", lambda src, *a: (
+        calls.append("here") if src.ndim == 3 else None) or here(src, *a))
     monkeypatch.chdir(tmp_path)  # (a remote output's quick-look lands in the working directory)
     rc = main(["run", "--out", out, "--model", "bicubic", "--bands", "B02,B03,B04,B05", "--scale", "10",
                "--chunk", "66", "--mask", "none", "--no-progress", "--scheduler", scheduler])

@@ -191,7 +191,8 @@ def level_sums(v: Any, n_levels: int, fill: int | None = None) -> list[Any]:
     by level 2 alone: a worker holds a few blocks, whatever the number of levels (building each level from the
     full resolution held the blocks until every level had used them: 4.1 GB at once on one worker for a 4392 px x4
     store). One task per block and level does the whole step (a dask graph of a few layers per level). ``fill``:
-    ``v`` holds raw DN with this no-data value instead of NaN."""
+    ``v`` holds raw DN with this no-data value instead of NaN. ``v`` may instead be the (time, 2, y, x) sums and
+    counts of a level: the levels above it follow."""
     out = [_halve(v, fill)]
     for _ in range(n_levels - 1):
         out.append(_halve(out[-1]))
@@ -219,13 +220,13 @@ def _like(group: Any, name: str, src: Any, shape: tuple[int, ...], chunks: tuple
     return arr
 
 
-def _levels_here(src: Any, targets: list[Any], fill: int | None, summed: bool = False) -> None:
+def _levels_here(src: Any, targets: list[Any], fill: int | None) -> None:
     """A small store's levels of one variable, in this process: the whole array read once, each level's sums made
-    from the one below (the same ``_first_sums`` / ``_next_sums`` / ``_mean`` as the dask path). ``summed``: ``src``
-    holds the (time, 2, y, x) sums and counts of the level below the first target."""
-    sums = src[...] if summed else _first_sums(src[...], fill)
+    from the one below (the same ``_first_sums`` / ``_next_sums`` / ``_mean`` as the dask path). ``src``: the
+    (time, y, x) full resolution, or the (time, 2, y, x) sums and counts of the level below the first target."""
+    sums = _first_sums(src[...], fill) if src.ndim == 3 else _next_sums(src[...])
     for i, target in enumerate(targets):
-        if i or summed:
+        if i:
             sums = _next_sums(sums)
         target[...] = _mean(sums, fill)
 
@@ -356,22 +357,19 @@ def write_overviews(url: str, names: list[str], zarr_format: int) -> dict[str, A
     fills = {n: stored_fill(a) for n, a in srcs.items()}
     datasets = [{"path": ".", "scale": 1, "shape": [ny, nx]}] + [
         {"path": f"{store.OVERVIEWS}/{f}", "scale": f, "shape": list(level_shape(ny, nx, f))} for f in factors]
-    done = len(tasks.factors) if tasks else 0  # levels the write tasks made
     if tasks and not tasks.sums:
         return _multiscales(names, datasets)
+    done = len(tasks.factors) if tasks else 0  # levels the write tasks made
     # the base each variable's remaining levels are made from: the full resolution, or the task sums
     bases = {n: root[f"{SUMS_GROUP}/{n}"] if done else srcs[n] for n in names}
     base_bytes = sum(int(np.prod(b.shape)) * (8 if done else 4) for b in bases.values())
     if base_bytes <= LOCAL_BYTES:  # in this process, one variable per thread (numpy and the codecs release the GIL)
         with ThreadPoolExecutor(min(4, len(names))) as pool:
-            list(pool.map(lambda n: _levels_here(bases[n], targets[n][done:], fills[n], summed=bool(done)), names))
+            list(pool.map(lambda n: _levels_here(bases[n], targets[n][done:], fills[n]), names))
     else:
         sources, dests = [], []
         for n in names:
-            base = da.from_zarr(bases[n])
-            sums = [_halve(base)] if done else level_sums(base, len(factors), fills[n])
-            for _ in range(len(factors) - done - len(sums)):
-                sums.append(_halve(sums[-1]))
+            sums = level_sums(da.from_zarr(bases[n]), len(factors) - done, fills[n])
             dtype = np.float32 if fills[n] is None else np.uint16
             for level, target in zip(sums, targets[n][done:], strict=True):
                 sources.append(level.map_blocks(_mean, fills[n], drop_axis=1, dtype=dtype).rechunk(target.chunks))

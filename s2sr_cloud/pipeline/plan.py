@@ -52,11 +52,15 @@ class ZonePlan:
     spec: dict[str, Any]
     action: Action
     shape: tuple[int, int, int]  # output (time, y, x)
-    chunks: int
     halo: int  # grid pixels of context per chunk side
     grid_chunks: tuple[tuple[int, ...], tuple[int, ...]]  # input chunk sizes along y and x
     output_bytes: int
     mask: MaskSpec = MaskSpec("none", (), "")
+
+    @property
+    def chunks(self) -> int:
+        """Output chunks in all: time steps x the grid's chunks."""
+        return self.shape[0] * len(self.grid_chunks[0]) * len(self.grid_chunks[1])
 
     @property
     def read_chunk(self) -> tuple[int, int]:
@@ -229,8 +233,7 @@ def _decided(cfg: JobConfig, z: ZonePlan) -> ZonePlan:
         grid = chunk_grid(z.grid.geobox.shape, z.grid.factors, z.halo, None, cfg.scale, recorded)
     except ConfigError as err:
         raise OutputError(f"{redact_url(z.target)}: {err}") from None
-    n_time = z.chunks // (len(z.grid_chunks[0]) * len(z.grid_chunks[1]))
-    return ZonePlan(**{**z.__dict__, "grid_chunks": grid, "chunks": n_time * len(grid[0]) * len(grid[1])})
+    return ZonePlan(**{**z.__dict__, "grid_chunks": grid})
 
 
 def _solar_days(items: list[pystac.Item]) -> int:
@@ -273,8 +276,8 @@ def plan_job(cfg: JobConfig) -> JobPlan:
         spec = _spec(cfg, predictor.name, sha, ensemble, chunk, zitems)
         mask = resolve_mask(zitems, cfg.mask, cfg.mask_classes)  # refuses a mix of scenes with and without SCL
         plans.append(ZonePlan(out=out, epsg=epsg, items=tuple(zitems), grid=grid, chunk=chunk, spec=spec,
-                              action=Action.CREATE, shape=shape, chunks=shape[0] * len(ych) * len(xch),
-                              output_bytes=nbytes, mask=mask, halo=halo, grid_chunks=(ych, xch)))
+                              action=Action.CREATE, shape=shape, output_bytes=nbytes, mask=mask, halo=halo,
+                              grid_chunks=(ych, xch)))
     total = sum(z.output_bytes for z in plans)
     if total > cfg.max_output_gb * 1e9:
         big = max(plans, key=lambda z: z.output_bytes)
