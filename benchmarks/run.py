@@ -192,12 +192,14 @@ def peak_rss_gib() -> float:
 
 
 @contextlib.contextmanager
-def cluster(n: int, gpu: bool = False, threads: int = 1):
+def cluster(n: int, gpu: bool = False, threads: int = 1, units: int = 1):
+    """``n`` worker processes of ``threads`` threads; with ``gpu``, each advertises ``units`` GPU resource units
+    (``dask-worker --resources GPU=units``): at most that many SR tasks at once on its GPU."""
     import logging
 
     from distributed import Client, LocalCluster
 
-    kw = {"resources": {"GPU": 1}} if gpu else {}
+    kw = {"resources": {"GPU": units}} if gpu else {}
     with LocalCluster(n_workers=n, threads_per_worker=threads, processes=True, dashboard_address=":0",
                       silence_logs=logging.CRITICAL, **kw) as c, Client(c) as client:
         yield client

@@ -28,6 +28,7 @@ from .io.store import COUNT, open_output
 from .model.predictors import get_predictor
 from .ops.halo import plan_chunks
 from .pipeline import graph
+from .pipeline.cluster import has_gpu_workers
 from .pipeline.plan import catalog_url, plan_job
 from .pipeline.run import execute
 from .pipeline.write import write_output
@@ -62,16 +63,33 @@ def load(items: list[pystac.Item], bands: tuple[str, ...] | str = ALL_BANDS, *,
 
 
 def super_resolve(ds: xr.Dataset, scale: int = 4, model: str = "default", *, chunk: int | None = None,
-                  dtype: str = "uint16", ensemble: int | None = None) -> xr.Dataset:
-    """Lazy super-resolution of a ``load`` result; statistics sums ride along in ``chunk_sums``."""
+                  dtype: str = "uint16", ensemble: int | None = None, gpu: bool | None = None) -> xr.Dataset:
+    """Lazy super-resolution of a ``load`` result; statistics sums ride along in ``chunk_sums``.
+
+    ``gpu``: restrict the SR tasks to workers advertising a ``GPU`` resource, one task per unit, as ``s2sr run``
+    does. None (the default): when the active dask client has such workers. Without the restriction every
+    thread of a GPU worker runs an SR task at once on its one GPU, and the SR tasks also go to CPU workers."""
     if not isinstance(ds, xr.Dataset):
         raise ConfigError(f"super_resolve takes the Dataset that s2sr_cloud.load returns (bands as (time, y, x) "
                           f"variables), not a {type(ds).__name__}")
     bands = tuple(v for v in ds.data_vars if ds[v].dims == ("time", "y", "x") and v != COUNT)
     if not bands:
         raise ConfigError("super_resolve found no (time, y, x) band variables: pass what s2sr_cloud.load returns")
+    if gpu is None:
+        gpu = _client_has_gpu_workers()
     return graph.super_resolve(ds, scale, get_predictor(model, bands=bands, ensemble=ensemble), chunk=chunk,
-                               quantize=dtype == "uint16")
+                               quantize=dtype == "uint16", gpu=gpu)
+
+
+def _client_has_gpu_workers() -> bool:
+    """Whether the active distributed client (if any) has a worker advertising a GPU resource."""
+    from distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:  # no client: the local scheduler has no resources to restrict to
+        return False
+    return has_gpu_workers(client)
 
 
 def write(sr: xr.Dataset, url: str, *, dtype: str = "uint16", client: Any = None,

@@ -89,7 +89,13 @@ def _restrictions(client):
     return client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.plugins["restriction-recorder"].seen))
 
 
-def test_gpu_resource_restriction_reaches_the_scheduler(sample_ds):
+@pytest.mark.parametrize("via", ["graph", "api"])
+def test_gpu_resource_restriction_reaches_the_scheduler(sample_ds, via):
+    """``graph.super_resolve(gpu=True)`` (what ``s2sr run`` calls on a cluster with GPU workers) and the public
+    ``s2sr_cloud.super_resolve``, which tells from the active client. The API once never restricted: on one GPU
+    worker of 4 threads, 4 SR tasks ran at once on its GPU (benchmarks/RESULTS.md, round 9)."""
+    import s2sr_cloud
+
     before = dask.config.get("optimization.fuse.active", None)
     try:
         with LocalCluster(n_workers=2, threads_per_worker=1, resources={"GPU": 1}, dashboard_address=":0",
@@ -99,7 +105,10 @@ def test_gpu_resource_restriction_reaches_the_scheduler(sample_ds):
             assert has_gpu_workers(client)
             client.register_plugin(RestrictionRecorder())
             ds = sample_ds.chunk({"y": 120, "x": 120})
-            out = super_resolve(ds, 2, BicubicPredictor(), chunk=120, gpu=True)
+            if via == "graph":
+                out = super_resolve(ds, 2, BicubicPredictor(), chunk=120, gpu=True)
+            else:
+                out = s2sr_cloud.super_resolve(ds, 2, "bicubic", chunk=120)
             assert dask.config.get("optimization.fuse.active") is False
             client.compute([out.B04.data, out.chunk_sums.data], sync=True)
             seen = _restrictions(client)
@@ -116,7 +125,9 @@ def test_without_gpu_workers_nothing_is_restricted(dask_cluster, sample_ds):
 
     assert not has_gpu_workers(dask_cluster)
     dask_cluster.register_plugin(RestrictionRecorder())
-    out = super_resolve(sample_ds.chunk({"y": 120, "x": 120}), 2, BicubicPredictor(), chunk=120, gpu=False)
+    import s2sr_cloud
+
+    out = s2sr_cloud.super_resolve(sample_ds.chunk({"y": 120, "x": 120}), 2, "bicubic", chunk=120)  # tells: none
     dask_cluster.compute(out.B04.data, sync=True, optimize_graph=False)  # fusion would rename the SR tasks
     seen = _restrictions(dask_cluster)
     assert any("s2sr-super-resolve" in k for k in seen)
@@ -227,3 +238,22 @@ def test_a_finished_block_is_written_before_the_next_is_made(sample_ds, tmp_path
     assert max(most for most, _ in runs[True]) <= 3, runs
     mean = {p: sum(m for _, m in r) / len(r) for p, r in runs.items()}
     assert mean[True] < mean[False], runs
+
+
+@pytest.mark.parametrize("env", ["1", "0"])
+def test_local_cluster_on_a_gpu_machine_gives_the_gpu_to_one_worker(monkeypatch, env):
+    """`s2sr run` without --scheduler on a machine with a CUDA GPU: one worker process of as many threads holds
+    the GPU (GPU=1), not one single-threaded process per core each running an SR task on it at once.
+    ``S2SR_LOCAL_GPU=0`` keeps the CPU layout. (The GPU is faked in this process; the workers run on CPU.)"""
+    import torch
+
+    from s2sr_cloud.pipeline.cluster import dask_client, has_gpu_workers, local_gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("S2SR_LOCAL_GPU", env)
+    assert local_gpu() is (env == "1")
+    with dask_client(n_workers=2) as client:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        layout = sorted((w["nthreads"], w.get("resources", {}).get("GPU", 0)) for w in workers)
+        assert has_gpu_workers(client) is (env == "1")
+    assert layout == ([(2, 1)] if env == "1" else [(1, 0), (1, 0)])

@@ -16,7 +16,8 @@ from ..errors import ConfigError
 def dask_client(scheduler: str | None = None, n_workers: int | None = None,
                 verbose: bool = False, cluster: str | None = None) -> Iterator[Client]:
     """``scheduler``: address of a running scheduler (tcp://host:8786); None: a LocalCluster with one
-    single-threaded worker process per core (torch and GDAL each use one thread per task)."""
+    single-threaded worker process per core, up to 8 (torch and GDAL each use one thread per task); on a machine
+    with a CUDA GPU (``local_gpu``), one worker process of as many threads, advertising ``GPU=1``."""
     if cluster:
         with cluster_client(cluster) as client:
             yield client
@@ -35,8 +36,15 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
         logging.getLogger(name).setLevel(logging.ERROR)
     n = n_workers or max(1, min(os.cpu_count() or 1, 8))
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           silence_logs=logging.CRITICAL)
+    if local_gpu():
+        # one worker process holds the GPU (GPU=1: one SR task at a time on it, one CUDA context); its other
+        # threads read, write and make the overview levels. One single-threaded process per core each ran an SR
+        # task at once on the one GPU, each with its own context and a block's memory: 8 x 5-6 GiB.
+        cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=True, dashboard_address=":0",
+                               silence_logs=logging.CRITICAL, resources={"GPU": 1})
+    else:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.CRITICAL)
     client = Client(cluster)
     try:
         if not verbose:
@@ -48,6 +56,16 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
             client.close(timeout=10)
         with contextlib.suppress(Exception):
             cluster.close(timeout=10)
+
+
+def local_gpu() -> bool:
+    """Whether a local cluster would run its model on a CUDA GPU: one is visible to this process and
+    ``S2SR_LOCAL_GPU`` is not 0 (``S2SR_LOCAL_GPU=0``: the CPU layout, one single-threaded worker per core)."""
+    if os.environ.get("S2SR_LOCAL_GPU", "1") == "0":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 class QuietWorkerLogs(WorkerPlugin):
