@@ -34,20 +34,23 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--window", type=int, help="N x N grid px instead of the whole tile")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--chunk", type=int, help="input px per chunk side (default: the memory budget's)")
+    ap.add_argument("--offset", type=int, default=0, help="the window's first row and column")
     args = ap.parse_args()
     for mod, name in ((W, "_run_on_cluster"), (store, "finish"), (store, "write_template")):
         R.time_calls(mod, name, STEPS)
     with contextlib.ExitStack() as stack:
         base = stack.enter_context(R.range_server(R.TILE))
         catalog = stack.enter_context(R.serve_items(R.tile_items(R.TILE, base)))
-        geom = R.window_geometry(R.TILE, 0, 0, args.window, args.window) if args.window else None
+        geom = (R.window_geometry(R.TILE, args.offset, args.offset, args.window, args.window) if args.window
+                else None)
         out = Path(tempfile.mkdtemp(prefix="s2sr-tile-tasks-")) / "out.zarr"
         with R.cluster(args.workers, args.device.startswith("cuda")) as client:
             t0 = time.perf_counter()
             with get_task_stream(client) as ts:
                 items = s2sr_cloud.search(catalog)
-                ds = s2sr_cloud.load(items, geometry=geom, chunk=graph.default_chunk(4))
-                sr = s2sr_cloud.super_resolve(ds, 4, args.model, ensemble=args.ensemble)
+                ds = s2sr_cloud.load(items, geometry=geom, chunk=args.chunk or graph.default_chunk(4))
+                sr = s2sr_cloud.super_resolve(ds, 4, args.model, ensemble=args.ensemble, chunk=args.chunk)
                 s2sr_cloud.write(sr, str(out), client=client)
             total = time.perf_counter() - t0
         by = collections.defaultdict(lambda: [0, 0.0])
@@ -63,6 +66,8 @@ def main() -> None:
     print(f"worker compute: {sum(v[1] for v in by.values()):.1f} s in {sum(v[0] for v in by.values())} tasks")
     for prefix, (n, s) in sorted(by.items(), key=lambda kv: -kv[1][1])[:25]:
         print(f"  {s:8.2f} s  {n:5d}  {prefix}")
+    print("most tasks: " + ", ".join(f"{p} {n} ({s:.2f} s)" for p, (n, s) in
+                                     sorted(by.items(), key=lambda kv: -kv[1][0])[:10]))
 
 
 if __name__ == "__main__":

@@ -280,3 +280,30 @@ def test_whole_tile_scl_mask():
         bad |= src.read(1) == 0
     assert np.array_equal(np.isnan(ds.B02.values[0]), bad)
     assert 0.01 < bad.mean() < 0.2  # 4.1% of the tile: cloud 8/9 and thin cirrus 10
+
+
+def test_reflectance_block_scales_masks_and_keeps_whole_footprints():
+    """The loader's one task per block (numpy in, numpy out): per-time scale and offset, nodata and masked SCL
+    classes to NaN, and for a 20 m band (factor 2) a pixel stays only where its whole 2 x 2 footprint is clear."""
+    from s2sr_cloud.io.load import _reflectance_block
+
+    dn = np.full((2, 4, 4), 1000, np.uint16)
+    dn[0, 0, 0] = 0  # nodata
+    scl = np.full((2, 4, 4), 4, np.uint16)
+    scl[1, 2, 3] = 9  # cloud (high probability), one 10 m pixel of the lower right footprint at t=1
+    kw = dict(scale=np.array([1e-4, 2e-4], np.float32), offset=np.array([-0.1, 0.0], np.float32), nodata=0,
+              classes=np.array([8, 9, 10], np.uint16))
+    y1 = _reflectance_block(dn, scl, factor=1, **kw)
+    assert y1.dtype == np.float32
+    assert np.isnan(y1[0, 0, 0]) and np.isnan(y1[1, 2, 3]) and np.isnan(y1).sum() == 2
+    assert y1[0, 1, 1] == np.float32(1000) * np.float32(1e-4) + np.float32(-0.1)
+    assert y1[1, 0, 0] == np.float32(1000) * np.float32(2e-4)
+    y2 = _reflectance_block(dn, scl, factor=2, **kw)
+    assert np.isnan(y2[1, 2:, 2:]).all() and np.isnan(y2[0, :2, :2]).all() and np.isnan(y2).sum() == 8
+    # the time steps of a later block take their own scale (block_info's array location)
+    later = _reflectance_block(dn[1:], scl[1:], factor=1, block_info={0: {"array-location": [(1, 2), (0, 4), (0, 4)]}},
+                               **kw)
+    assert np.array_equal(later, y1[1:], equal_nan=True)
+    plain = dn.astype(np.float32) * kw["scale"][:, None, None] + kw["offset"][:, None, None]
+    assert np.array_equal(_reflectance_block(dn, None, factor=2, **kw), np.where(dn == 0, np.nan, plain),
+                          equal_nan=True)  # no SCL: nodata alone, no footprint rule

@@ -257,3 +257,31 @@ def test_local_cluster_on_a_gpu_machine_gives_the_gpu_to_one_worker(monkeypatch,
         layout = sorted((w["nthreads"], w.get("resources", {}).get("GPU", 0)) for w in workers)
         assert has_gpu_workers(client) is (env == "1")
     assert layout == ([(2, 1)] if env == "1" else [(1, 0), (1, 0)])
+
+
+def test_the_write_takes_sr_blocks_whole_and_honours_changed_layers(sample_ds, tmp_path):
+    """``write_output`` writes the SR output's blocks as they are when the Dataset's layers are all its slices
+    (``graph.layer_source``; no slicing into 13 layers and stacking back), and the layers themselves as soon as one
+    was changed: what is stored is what the Dataset holds."""
+    import xarray as xr
+
+    from s2sr_cloud.io.store import layer_names
+    from s2sr_cloud.pipeline.graph import layer_source
+    from s2sr_cloud.pipeline.write import write_output
+
+    sr = super_resolve(sample_ds.chunk({"y": 120, "x": 120}), 2, BicubicPredictor(), chunk=120)
+    names = layer_names(list(sr.attrs["bands"]), sr)
+    assert layer_source([sr[n].data for n in names]) is not None
+    write_output(sr, str(tmp_path / "a.zarr"))
+    changed = sr.copy()
+    changed["B04"] = changed["B04"] * 0 + 0.25
+    assert layer_source([changed[n].data for n in names]) is None
+    write_output(changed, str(tmp_path / "b.zarr"))
+    a, b = xr.open_zarr(tmp_path / "a.zarr"), xr.open_zarr(tmp_path / "b.zarr")
+    ok = np.isfinite(sr["B04"].values)  # masked input pixels stay NaN
+    assert ok.mean() > 0.3 and np.allclose(b["B04"].values[ok], 0.25, atol=1e-4)
+    assert np.allclose(a["B04"].values, sr["B04"].values, atol=1e-6, equal_nan=True)  # the uint16 store's decode
+    assert float(a["B04"].std()) > 0.01
+    for name in names:
+        if name != "B04":
+            assert np.array_equal(a[name].values, b[name].values, equal_nan=True)

@@ -163,6 +163,24 @@ def _footprint_all(valid: np.ndarray, f: int) -> np.ndarray:
     return np.repeat(np.repeat(ok, f, axis=-2), f, axis=-1)
 
 
+def _reflectance_block(dn: np.ndarray, scl: np.ndarray | None = None, *, scale: np.ndarray, offset: np.ndarray,
+                       nodata: int, classes: np.ndarray | None, factor: int,
+                       block_info: dict | None = None) -> np.ndarray:
+    """(t, h, w) uint16 DN -> float32 reflectance ``dn * scale + offset`` per time step, NaN at ``nodata`` and,
+    with an SCL block, wherever the pixel's whole native ``factor`` x ``factor`` footprint is not free of the
+    masked ``classes`` (so a 20/60 m pixel is valid only where all of it is)."""
+    t0 = block_info[0]["array-location"][0][0] if block_info else 0
+    t = slice(t0, t0 + dn.shape[0])
+    valid = dn != nodata
+    if scl is not None:
+        valid &= ~np.isin(scl, classes)
+        if factor > 1:
+            valid = _footprint_all(valid, factor)
+    y = dn.astype(np.float32) * scale[t, None, None] + offset[t, None, None]
+    y[~valid] = np.nan
+    return y
+
+
 def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int | tuple[int, int],
                      mask: MaskSpec | str | None = "scl", mask_classes: tuple[int, ...] | None = None,
                      composite: str | None = None) -> xr.Dataset:
@@ -191,7 +209,7 @@ def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int | tupl
         chunks={"time": 1, "y": cy, "x": cx},  # footprints never straddle a chunk
         groupby="solar_day", resampling="nearest", dtype="uint16", nodata=0, fail_on_error=True,
     )
-    scl_bad = raw[SCL].isin(list(spec.classes)) if use_scl else None
+    scl = raw[SCL].data if use_scl else None
     # per-day scaling: the scenes of a solar day share a processing baseline
     by_day: dict[np.datetime64, SceneInfo] = {}
     for item, scene in zip(items, scenes, strict=True):
@@ -199,19 +217,17 @@ def load_reflectance(items: list[pystac.Item], grid: GridSpec, chunk: int | tupl
         by_day.setdefault(day, scene)
     days = raw.time.values.astype("datetime64[D]")
     out = {}
+    classes = np.array(sorted(spec.classes), np.uint16) if use_scl else None
     for b in bands:
         sc = [by_day.get(d, scenes[0]).scaling[b] for d in days]
-        scale = xr.DataArray(np.array([s.scale for s in sc], "float32"), dims="time", coords={"time": raw.time})
-        offset = xr.DataArray(np.array([s.offset for s in sc], "float32"), dims="time", coords={"time": raw.time})
-        nodata = sc[0].nodata
-        da = raw[b]
+        scale = np.array([s.scale for s in sc], "float32")
+        offset = np.array([s.offset for s in sc], "float32")
         f = grid.factors[bands.index(b)]
-        valid = da != nodata
-        if scl_bad is not None:
-            valid = valid & ~scl_bad
-            if f > 1:
-                valid = valid.copy(data=dsa.map_blocks(_footprint_all, valid.data, f, dtype=bool))
-        out[b] = (da.where(valid) * scale + offset).astype("float32")
+        # one task per block: the five elementwise steps were five tasks each (the write graph is not fused)
+        data = dsa.map_blocks(_reflectance_block, raw[b].data, *([scl] if scl is not None else []), dtype=np.float32,
+                              scale=scale, offset=offset, nodata=sc[0].nodata, classes=classes, factor=f,
+                              token=f"reflectance-{b}")
+        out[b] = raw[b].copy(data=data)
         out[b].attrs = {FACTOR_ATTR: f, "units": "1", "long_name": f"Sentinel-2 {b} surface reflectance"}
     ds = xr.Dataset(out, attrs={"items": [it.id for it in items], "resolution": grid.resolution,
                                 "mask": spec.attrs()})

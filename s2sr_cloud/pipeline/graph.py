@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import OrderedDict
 
 import dask
 import dask.array as da
@@ -36,6 +37,22 @@ from ..ops.stats import COMPARISONS, NSUM
 BYTES_PER_OUTPUT_PX = 13 * 4 * 4
 DOWNSTREAM_PRIORITY = 1  # dask priority of the tasks that consume SR results (write.py uses it too)
 WORKER_BUDGET_GIB = 2.2  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
+
+
+# The SR outputs whose layers ``super_resolve`` sliced: the layers' array names, in order -> the 4-D output. So
+# ``write_output`` takes each block whole: slicing it into 13 layers and stacking them back cost 2 x 13 tasks and a
+# copy of the block per chunk. The last few are kept; changed, subset or persisted layers are other arrays.
+_LAYER_SOURCES: OrderedDict[tuple[str, ...], da.Array] = OrderedDict()
+_LAYER_SOURCES_KEPT = 8
+
+
+def layer_source(arrays: list) -> da.Array | None:
+    """The 4-D (time, layer, y, x) SR output whose layers ``arrays`` are, all of them and in order, with their graph
+    still holding it (not persisted); else None."""
+    y = _LAYER_SOURCES.get(tuple(getattr(a, "name", "") for a in arrays))
+    if y is None or not all(y.name in getattr(a.dask, "layers", {}) for a in arrays):
+        return None
+    return y
 
 
 def worker_budget_bytes() -> int:
@@ -170,6 +187,9 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
                                chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
                                meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
         layers = [y[:, i] for i in range(len(bands) + 1)]  # the slicing tasks carry the priority too
+    _LAYER_SOURCES[tuple(a.name for a in layers)] = y
+    while len(_LAYER_SOURCES) > _LAYER_SOURCES_KEPT:
+        _LAYER_SOURCES.popitem(last=False)
 
     res = float(abs(ds.x.values[1] - ds.x.values[0])) if nx > 1 else float(ds.attrs.get("resolution", 1))
     x0 = float(ds.x.values[0]) - res / 2

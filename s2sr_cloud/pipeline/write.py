@@ -17,7 +17,7 @@ from .._process import release_memory
 from ..errors import OutputError, ReadError
 from ..io import overviews, store
 from ..ops.stats import COMPARISONS, METRICS, NSUM, finalize
-from .graph import DOWNSTREAM_PRIORITY
+from .graph import DOWNSTREAM_PRIORITY, layer_source
 
 
 @dataclass
@@ -232,8 +232,10 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
         if existing.state is not store.OutputState.ABSENT:
             raise OutputError(f"{store.redact_url(url)} is not empty: nothing was written; choose an absent path")
 
-    with dask.annotate(priority=DOWNSTREAM_PRIORITY):  # a finished block is written before the next is made
-        stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
+    stacked = layer_source([out[n].data for n in names])  # the SR output itself, when these are all its layers
+    if stacked is None:
+        with dask.annotate(priority=DOWNSTREAM_PRIORITY):  # a finished block is written before the next is made
+            stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
     # one graph, not optimised per output: optimising the two separately fused the SR task into each under
     # different keys, so every chunk was super-resolved twice (once for its bands, once for its sums)
     blocks = stacked.to_delayed(optimize_graph=False)
