@@ -69,6 +69,11 @@ def default_chunk(scale: int) -> int:
     return max(48, int(out_side / scale) // 6 * 6)
 
 
+def _stack_bands(*blocks: np.ndarray) -> np.ndarray:
+    """(t, h, w) band blocks -> one (t, bands, h, w) block."""
+    return np.stack(blocks, axis=1)
+
+
 def block_pads(halo: int, block_info: dict | None) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) grid pixels of context an overlapped block holds: the halo, or 0 on a side
     that is the edge of the whole area (``overlap`` adds nothing there: the chunk function handles it)."""
@@ -159,8 +164,12 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     spec_halo = required_halo(predictor.reach(factors, scale), factors, detail=True)
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     ychunks, xchunks = chunk_grid((ny, nx), factors, spec_halo, chunk, scale, grid)
-    # method="tasks": p2p rechunking (the default under a distributed Client) cannot run on other schedulers
-    x = da.stack([ds[b].data for b in bands], axis=1).rechunk((1, len(bands), ychunks, xchunks), method="tasks")
+    # method="tasks": p2p rechunking (the default under a distributed Client) cannot run on other schedulers; a
+    # no-op where the load's chunks are the grid's. One task per block stacks the bands (da.stack made one per band
+    # and block, then a merge with a copy)
+    cols = [da.asarray(ds[b].data).rechunk((1, ychunks, xchunks), method="tasks") for b in bands]
+    x = da.map_blocks(_stack_bands, *cols, new_axis=1, dtype=np.result_type(*cols),
+                      chunks=(cols[0].chunks[0], (len(bands),), ychunks, xchunks), token="s2sr-bands")
     spec = BlockSpec(scale=scale, factors=factors, halo=spec_halo,
                      quantum=STORE_QUANTUM if quantize else None, detail=True)
     depth = {0: 0, 1: 0, 2: spec_halo, 3: spec_halo}
