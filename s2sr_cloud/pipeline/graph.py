@@ -168,7 +168,8 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     # no-op where the load's chunks are the grid's. One task per block stacks the bands (da.stack made one per band
     # and block, then a merge with a copy)
     cols = [da.asarray(ds[b].data).rechunk((1, ychunks, xchunks), method="tasks") for b in bands]
-    x = da.map_blocks(_stack_bands, *cols, new_axis=1, dtype=np.result_type(*cols),
+    dtype = np.result_type(*(c.dtype for c in cols))
+    x = da.map_blocks(_stack_bands, *cols, new_axis=1, dtype=dtype, meta=np.empty((0, 0, 0, 0), dtype),
                       chunks=(cols[0].chunks[0], (len(bands),), ychunks, xchunks), token="s2sr-bands")
     spec = BlockSpec(scale=scale, factors=factors, halo=spec_halo,
                      quantum=STORE_QUANTUM if quantize else None, detail=True)
