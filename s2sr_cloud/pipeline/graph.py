@@ -39,20 +39,24 @@ DOWNSTREAM_PRIORITY = 1  # dask priority of the tasks that consume SR results (w
 WORKER_BUDGET_GIB = 2.2  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
 
 
-# The SR outputs whose layers ``super_resolve`` sliced: the layers' array names, in order -> the 4-D output. So
-# ``write_output`` takes each block whole: slicing it into 13 layers and stacking them back cost 2 x 13 tasks and a
-# copy of the block per chunk. The last few are kept; changed, subset or persisted layers are other arrays.
-_LAYER_SOURCES: OrderedDict[tuple[str, ...], da.Array] = OrderedDict()
+# The SR outputs whose layers ``super_resolve`` sliced: the layers' array names, in order -> the output's name,
+# chunks and meta (not the array: its graph may hold a persisted input's data). So ``write_output`` takes each
+# block whole: slicing it into 13 layers and stacking them back cost 2 x 13 tasks and a copy of the block per
+# chunk. The last few are kept; changed, subset or persisted layers are other arrays.
+_LAYER_SOURCES: OrderedDict[tuple[str, ...], tuple[str, tuple, np.ndarray]] = OrderedDict()
 _LAYER_SOURCES_KEPT = 8
 
 
 def layer_source(arrays: list) -> da.Array | None:
-    """The 4-D (time, layer, y, x) SR output whose layers ``arrays`` are, all of them and in order, with their graph
-    still holding it (not persisted); else None."""
-    y = _LAYER_SOURCES.get(tuple(getattr(a, "name", "") for a in arrays))
-    if y is None or not all(y.name in getattr(a.dask, "layers", {}) for a in arrays):
+    """The 4-D (time, layer, y, x) SR output whose layers ``arrays`` are, all of them and in order, rebuilt from
+    their own graph (so it must still hold the output: not persisted); else None."""
+    entry = _LAYER_SOURCES.get(tuple(getattr(a, "name", "") for a in arrays))
+    if entry is None:
         return None
-    return y
+    name, chunks, meta = entry
+    if not all(name in getattr(a.dask, "layers", {}) for a in arrays):
+        return None
+    return da.Array(arrays[0].dask.cull_layers([name]), name, chunks, meta=meta)
 
 
 def worker_budget_bytes() -> int:
@@ -197,7 +201,7 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
                                chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
                                meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
         layers = [y[:, i] for i in range(len(bands) + 1)]  # the slicing tasks carry the priority too
-    _LAYER_SOURCES[tuple(a.name for a in layers)] = y
+    _LAYER_SOURCES[tuple(a.name for a in layers)] = (y.name, y.chunks, y._meta)
     while len(_LAYER_SOURCES) > _LAYER_SOURCES_KEPT:
         _LAYER_SOURCES.popitem(last=False)
 
