@@ -28,7 +28,6 @@ from .io.store import COUNT, open_output
 from .model.predictors import get_predictor
 from .ops.halo import plan_chunks
 from .pipeline import graph
-from .pipeline.cluster import has_gpu_workers
 from .pipeline.plan import catalog_url, plan_job
 from .pipeline.run import execute
 from .pipeline.write import write_output
@@ -75,21 +74,8 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, model: str = "default", *, chu
     bands = tuple(v for v in ds.data_vars if ds[v].dims == ("time", "y", "x") and v != COUNT)
     if not bands:
         raise ConfigError("super_resolve found no (time, y, x) band variables: pass what s2sr_cloud.load returns")
-    if gpu is None:
-        gpu = _client_has_gpu_workers()
     return graph.super_resolve(ds, scale, get_predictor(model, bands=bands, ensemble=ensemble), chunk=chunk,
                                quantize=dtype == "uint16", gpu=gpu)
-
-
-def _client_has_gpu_workers() -> bool:
-    """Whether the active distributed client (if any) has a worker advertising a GPU resource."""
-    from distributed import default_client
-
-    try:
-        client = default_client()
-    except ValueError:  # no client: the local scheduler has no resources to restrict to
-        return False
-    return has_gpu_workers(client)
 
 
 def write(sr: xr.Dataset, url: str, *, dtype: str = "uint16", client: Any = None,

@@ -121,6 +121,19 @@ def _cluster_threads() -> int | None:
         return None
 
 
+def _cluster_has_gpu() -> bool:
+    """Whether the current distributed client, if there is one, has a worker advertising a GPU resource."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return False
+    from .cluster import has_gpu_workers
+
+    return has_gpu_workers(client)
+
+
 def task_threads(n_blocks: int, total_threads: int | None) -> int | None:
     """Torch threads per SR task when there are fewer chunks than worker threads (e.g. the one-chunk demo):
     the idle threads' share; None (the default, one per task) otherwise."""
@@ -154,10 +167,12 @@ def chunk_grid(shape: tuple[int, int], factors: tuple[int, ...], halo: int, chun
 
 
 def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | TorchPredictor | None = None, *,
-                  chunk: int | None = None, quantize: bool = True, gpu: bool = False,
+                  chunk: int | None = None, quantize: bool = True, gpu: bool | None = None,
                   grid: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> xr.Dataset:
     """Lazy super-resolution of every (time, y, x) band variable of ``ds``. ``grid``: an explicit input chunk
-    grid (a store's recorded ``chunk_input``, to continue it), instead of planning one from ``chunk``.
+    grid (a store's recorded ``chunk_input``, to continue it), instead of planning one from ``chunk``. ``gpu``:
+    restrict the SR tasks to workers advertising a ``GPU`` resource, one task per unit; None: when the current
+    client has such workers (unrestricted, each thread of a GPU worker ran an SR task at once on its one GPU).
 
     Returns a Dataset with the bands at ``scale`` x resolution, a ``detail`` layer and ``chunk_sums`` (the
     per-block statistics sums, computed in the same pass as the bands). ``quantize`` rounds outputs to the uint16
@@ -168,6 +183,8 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     spec_halo = required_halo(predictor.reach(factors, scale), factors, detail=True)
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     ychunks, xchunks = chunk_grid((ny, nx), factors, spec_halo, chunk, scale, grid)
+    if gpu is None:
+        gpu = _cluster_has_gpu()
     # method="tasks": p2p rechunking (the default under a distributed Client) cannot run on other schedulers; a
     # no-op where the load's chunks are the grid's. One task per block stacks the bands (da.stack made one per band
     # and block, then a merge with a copy)
