@@ -65,3 +65,37 @@ def test_self_ensemble_is_equivariant_and_a_single_pass_is_not(guide):
         assert (a - b).abs().max() > 1e-4
     with pytest.raises(ValueError, match="ensemble"):
         S2SRNet(ensemble=3)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 10])
+def test_band_sr_head_in_strips_gives_the_whole_head_values(scale, monkeypatch):
+    """At inference the shipped band SR network runs its output-grid head in strips of rows (its temporaries hold
+    scale^2 x feats channels per input pixel: at x10 several times the output's size). Strips of 3 rows, each
+    with ``strip_margin`` rows of context, give the whole head's values on real pixels (the embedded sample, 10 m
+    and 60 m bands, several images at once); one row of context less does not, so the margin is what makes it
+    exact."""
+    from s2sr_cloud.model import nets
+    from s2sr_cloud.model.predictors import cached_model
+    from s2sr_cloud.testing import sample_grid_stack
+
+    x, _ = sample_grid_stack(("B02", "B08", "B01", "B09"))
+    x = torch.from_numpy(np.nan_to_num(x[0, :, 40:100, 30:110], nan=0.1)).float()[:, None]  # (4, 1, 60, 80)
+    sr = cached_model("s2sr-v2", torch.device("cpu")).sr
+    assert sr.hr_feats and sr.smooth  # the head that needs the most context
+    with torch.inference_mode():
+        monkeypatch.setattr(nets, "HEAD_STRIP_PX", 2**40)
+        whole = sr(x, scale)
+        monkeypatch.setattr(nets, "HEAD_STRIP_PX", 3 * 4 * 80 * scale * scale)
+        strips = sr(x, scale)
+        margin = nets.BandSR.strip_margin
+        monkeypatch.setattr(nets.BandSR, "strip_margin", lambda self, s: margin(self, s) - 1)
+        short = sr(x, scale)
+    assert whole.shape == strips.shape == (4, 1, 60 * scale, 80 * scale)
+    assert (whole - strips).abs().max() < 1e-6
+    if scale > 2:  # at x2 the Gaussian's last row of reach weighs 4e-6: a short margin is not seen there
+        assert (whole - short).abs().max() > 1e-4
+    # training (autograd on) keeps the whole head
+    monkeypatch.setattr(nets.BandSR, "strip_margin", margin)
+    xg = x[:1].clone().requires_grad_(True)
+    sr(xg, scale).sum().backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()

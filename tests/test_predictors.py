@@ -150,7 +150,7 @@ def test_s2sr_region_inference_equals_whole_forward(crop, name):
     """Each band group runs on its own window; on its whole region the result is the whole-array forward's (the
     per-group reach is not too small, and a window that reaches an edge of the array stops there, as the whole
     forward does). With a crop per native factor (and per side), the result is cropped by the smallest per side
-    and group f matches on its own region (crop c_f)."""
+    and group f matches on its own region (crop c_f); asked for alone, group f gives exactly those values."""
     from s2sr_cloud.model import nets
 
     x, f = sample_grid_stack(S2)
@@ -168,3 +168,11 @@ def test_s2sr_region_inference_equals_whole_forward(crop, name):
         a = whole[0, c, m[0]:whole.shape[-2] - m[1], m[2]:whole.shape[-1] - m[3]]
         b = part[0, c, m[0]:part.shape[-2] - m[1], m[2]:part.shape[-1] - m[3]]
         assert (a - b).abs().max() <= 1e-5, (c, fac)
+    # one group alone (``only``, how the chunk function asks): its bands only, on its own region, the same values
+    for fac, idx in nets.GROUP_INDEX.items():
+        with torch.inference_mode():
+            alone = nets.s2srnet_forward_region(net, xt, s, crop, 1, band_batch=5, only=fac)
+        m = [(crops[fac][i] - c0[i]) * s for i in range(4)]
+        assert alone.shape == (1, len(idx), (n - crops[fac][0] - crops[fac][1]) * s,
+                               (n - crops[fac][2] - crops[fac][3]) * s)
+        assert torch.equal(alone, part[:, idx, m[0]:part.shape[-2] - m[1], m[2]:part.shape[-1] - m[3]]), fac

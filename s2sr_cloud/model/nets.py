@@ -48,6 +48,7 @@ class ResidualSR(nn.Module):
 
 
 NORM = 0.3  # reflectance scale the networks see (inputs / NORM)
+HEAD_STRIP_PX = 2**22  # output pixels per strip of BandSR's output head at inference (its temporaries' size)
 
 
 def block_mean_t(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -183,12 +184,34 @@ class BandSR(nn.Module):
         # (+ the residual's Gaussian: 3 sigma)
         return 2 + 2 * self.blocks + 2 + (1 if self.hr_feats else 0) + int(np.ceil(3 * self.smooth))
 
+    def _residual(self, f: torch.Tensor, scale: int) -> torch.Tensor:
+        r = self.tails[str(scale)](f)
+        return gaussian_t(r, self.smooth * scale) if self.smooth else r
+
+    def strip_margin(self, scale: int) -> int:
+        """Rows of low-resolution features of context the output head needs beyond a strip: its convolution at
+        low resolution (1 row, whose errors cover ``scale`` output rows), the output-grid convolution (1 output
+        row) and the Gaussian (3 sigma output rows)."""
+        reach = (1 if self.hr_feats else 0) + (int(np.ceil(3 * self.smooth * scale)) if self.smooth else 0)
+        return 1 + -(-reach // scale)
+
     def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
         f = self.body(F.relu(self.head(x / NORM)))
-        r = self.tails[str(scale)](f)
-        if self.smooth:
-            r = gaussian_t(r, self.smooth * scale)
-        return bicubic_t(x, scale) + r * NORM
+        n, _, h, w = x.shape
+        rows = max(1, HEAD_STRIP_PX // (n * w * scale * scale))
+        if rows >= h or torch.is_grad_enabled():  # small, or training: the whole head at once
+            return bicubic_t(x, scale) + self._residual(f, scale) * NORM
+        # inference on a large input: the output-grid head (scale^2 x feats channels per low-resolution pixel)
+        # in strips of rows with ``strip_margin`` rows of context each, added into the bicubic base: the same
+        # values, without the head's full-size temporaries (at x10 several times the output's size)
+        out = bicubic_t(x, scale)
+        m = self.strip_margin(scale)
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            a, b = max(0, r0 - m), min(h, r1 + m)
+            r = self._residual(f[:, :, a:b], scale)
+            out[:, :, r0 * scale:r1 * scale] += r[:, :, (r0 - a) * scale:(r1 - a) * scale] * NORM
+        return out
 
 
 def gaussian_t(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -215,6 +238,7 @@ S2_FACTORS = FACTORS_10M
 I10 = [S2_BANDS.index(b) for b in BY_RESOLUTION[10]]
 I20 = [S2_BANDS.index(b) for b in BY_RESOLUTION[20]]
 I60 = [S2_BANDS.index(b) for b in BY_RESOLUTION[60]]
+GROUP_INDEX = {1: I10, 2: I20, 6: I60}  # band indices of each native factor's group
 
 
 class S2SRNet(nn.Module):
@@ -352,7 +376,7 @@ def s2srnet_windows(net: "S2SRNet", crop: "int | Sides | dict[int, int | Sides]"
 
 def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int,
                            crop: "int | Sides | dict[int, int | Sides]" = 0, ensemble: int | None = None,
-                           band_batch: int = 12) -> torch.Tensor:
+                           band_batch: int = 12, only: int | None = None) -> torch.Tensor:
     """``net(x, scale, ensemble)`` cropped by ``crop`` grid pixels on each side, computed per band group on the
     window that group needs: band b of the result equals the whole-array forward wherever the pixel lies at least
     ``s2srnet_group_reach(net)[factor of b]`` grid pixels inside ``x`` (or next to an edge of ``x`` that is the
@@ -363,12 +387,16 @@ def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int,
     c6}): the result is then cropped by the smallest per side, and group f is computed only on its own region
     (crop c_f); the ring between is left unset (uninitialised) for the caller, which reads group f no further out
     than c_f. This is how the chunk function keeps each group's network window to what that group's consistency
-    layer reads (the 60 m layer reads 6x further)."""
+    layer reads (the 60 m layer reads 6x further).
+
+    ``only`` (a native factor): compute that group alone and return its bands only, on its own region (crop
+    c_only): the same values, and the other groups' networks do not run. The chunk function asks for one group
+    at a time, so only one group's prediction is held at once."""
     crops = group_crops(crop)
-    c0 = least_sides(crops.values())
+    c0 = least_sides(crops.values()) if only is None else crops[only]
     n, c, h, w = x.shape
     oh, ow = (h - c0[0] - c0[1]) * scale, (w - c0[2] - c0[3]) * scale
-    out = x.new_empty(n, c, oh, ow)
+    out = x.new_empty(n, c if only is None else len(GROUP_INDEX[only]), oh, ow)
     win = s2srnet_windows(net, crops)
 
     def minus(p: Sides, q: Sides) -> Sides:
@@ -380,30 +408,34 @@ def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int,
         cf = crops[f]
         off, at = minus(cf, a), minus(cf, c0)  # group f's region within the window, within the result
         gh, gw = (h - cf[0] - cf[1]) * scale, (w - cf[2] - cf[3]) * scale
+        chans = idx if only is None else list(range(len(idx)))
         for i in range(0, len(idx), band_batch):
             part = sharp[:, i:i + band_batch]
             nb = part.shape[1]
             y = net.super_resolve(part.reshape(n * nb, 1, hh, ww), scale, ensemble).reshape(n, nb, hh * scale,
                                                                                                ww * scale)
-            out[:, idx[i:i + nb], at[0] * scale:at[0] * scale + gh, at[2] * scale:at[2] * scale + gw] = \
+            out[:, chans[i:i + nb], at[0] * scale:at[0] * scale + gh, at[2] * scale:at[2] * scale + gw] = \
                 y[..., off[0] * scale:off[0] * scale + gh, off[2] * scale:off[2] * scale + gw]
 
-    a = win["sr1"]
-    band_sr(crop_sides(x[:, I10], a), a, 1, I10)
+    if only in (None, 1):
+        a = win["sr1"]
+        band_sr(crop_sides(x[:, I10], a), a, 1, I10)
 
-    a20, b = win["sr2"], win["sharpen20"]
-    xs = crop_sides(x, b)
-    lr20 = block_mean_t(xs[:, I20], 2)
-    s20 = project_t(net.sharpen20_ens(xs[:, I10], lr20, ensemble), lr20, 2)
-    band_sr(crop_sides(s20, minus(a20, b)), a20, 2, I20)
+    if only in (None, 2):
+        a20, b = win["sr2"], win["sharpen20"]
+        xs = crop_sides(x, b)
+        lr20 = block_mean_t(xs[:, I20], 2)
+        s20 = project_t(net.sharpen20_ens(xs[:, I10], lr20, ensemble), lr20, 2)
+        band_sr(crop_sides(s20, minus(a20, b)), a20, 2, I20)
 
-    a60 = win["sr6"]
-    if net.learn60:
-        s60_all = net.sharpen(x, ensemble)[:, I60]
-        band_sr(crop_sides(s60_all, a60), a60, 6, I60)
-    else:
-        b = win["lr60"]
-        lr60 = block_mean_t(crop_sides(x[:, I60], b), 6)
-        s60 = project_t(bicubic_t(lr60, 6), lr60, 6)
-        band_sr(crop_sides(s60, minus(a60, b)), a60, 6, I60)
+    if only in (None, 6):
+        a60 = win["sr6"]
+        if net.learn60:
+            s60_all = net.sharpen(x, ensemble)[:, I60]
+            band_sr(crop_sides(s60_all, a60), a60, 6, I60)
+        else:
+            b = win["lr60"]
+            lr60 = block_mean_t(crop_sides(x[:, I60], b), 6)
+            s60 = project_t(bicubic_t(lr60, 6), lr60, 6)
+            band_sr(crop_sides(s60, minus(a60, b)), a60, 6, I60)
     return out

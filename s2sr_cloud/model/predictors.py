@@ -8,6 +8,7 @@ import functools
 import inspect
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
@@ -17,7 +18,7 @@ import torch
 from ..config import env_number
 from ..errors import ConfigError, ModelError
 from ..ops import tops
-from ..ops.block import groups, smooth_upsample
+from ..ops.block import cut_groups, groups, smooth_upsample
 from ..ops.resample import fill_nan
 
 # grid pixels cropped from each side: one for all sides, or (top, bottom, left, right); for all bands, or per native
@@ -209,17 +210,41 @@ class TorchPredictor:
         if self.tile and max(h, w) > self.tile:  # memory forces a second tiling (not with the default chunks)
             y = torch.from_numpy(self.predict(x.cpu().numpy(), factors, scale)).to(dev)
             return tops.crop_sides(y, c0, scale)
+        return self._forward(net, x, scale, crops)
+
+    def _forward(self, net: torch.nn.Module, x: torch.Tensor, scale: int, crops: dict[int, tops.Sides],
+                 only: int | None = None) -> torch.Tensor:
+        from . import nets
+
+        dev = x.device
         filled, _ = tops.fill_nan(x, 2)
         amp = (torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast and dev.type == "cuda"
                else contextlib.nullcontext())
         with torch.inference_mode(), amp:
             if isinstance(net, nets.S2SRNet):
                 band_batch = 12 if dev.type == "cuda" else 1  # CPU: one band's features at a time (memory)
-                y = nets.s2srnet_forward_region(net, filled, scale, crops, self.ensemble, band_batch)
+                y = nets.s2srnet_forward_region(net, filled, scale, crops, self.ensemble, band_batch, only)
             else:
                 ens = self.ensemble if self.supports_ensemble else None
-                y = tops.crop_sides(net(filled, scale) if ens is None else net(filled, scale, ens), c0, scale)
+                y = tops.crop_sides(net(filled, scale) if ens is None else net(filled, scale, ens),
+                                    tops.least_sides(crops.values()), scale)
         return y.float()
+
+    def predict_groups_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int,
+                         crops: dict[int, tops.Sides]) -> Iterator[tuple[int, torch.Tensor]]:
+        """``predict_t`` one native band group at a time, in ``groups(factors)`` order: yields (f, the group's
+        bands on its own region, x cropped by ``crops[f]``). S2SRNet makes each group only when it is asked for
+        (its groups' networks are separate), so the caller holds one group's prediction at a time: at x10 the
+        whole prediction is 1.4x the output block. Other networks run once and are cut."""
+        from . import nets
+
+        self._entry().check(factors, scale)
+        net = cached_model(self.name, x.device)
+        if isinstance(net, nets.S2SRNet) and tuple(factors) == tuple(nets.S2_FACTORS) and not self.tile:
+            for f in groups(factors):
+                yield f, self._forward(net, x, scale, crops, only=f)
+            return
+        yield from cut_groups(self.predict_t(x, factors, scale, crops), factors, scale, crops)
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
         entry = self._entry()

@@ -14,6 +14,7 @@ per smooth step around each output pixel, i.e. ``post_reach`` = 2 * smooth_iters
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -192,6 +193,27 @@ def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
     return out
 
 
+def cut_groups(pred: torch.Tensor, factors: tuple[int, ...], scale: int, crops: dict[int, tops.Sides]
+               ) -> Iterator[tuple[int, torch.Tensor]]:
+    """A prediction of all bands cropped by the smallest of ``crops`` -> (f, group f's bands cropped by
+    ``crops[f]``) per native group, in ``groups`` order."""
+    c0 = tops.least_sides(crops.values())
+    for f, idx in groups(factors).items():
+        yield f, tops.crop_sides(pred[:, idx], tuple(a - b for a, b in zip(crops[f], c0, strict=True)), scale)
+
+
+def group_predictions(predictor: Predictor, x: torch.Tensor, factors: tuple[int, ...], scale: int,
+                      crops: dict[int, tops.Sides]) -> Iterator[tuple[int, torch.Tensor]]:
+    """(f, the prediction of group f's bands on its own region) per native group, in ``groups`` order: from the
+    predictor's ``predict_groups_t`` when it has one (a group made only when asked for), else cut from one
+    ``predict_t``."""
+    by_group = getattr(predictor, "predict_groups_t", None)
+    if by_group is not None:
+        yield from by_group(x, factors, scale, crops)
+    else:  # run at the first group asked for (inside the caller's network timer)
+        yield from cut_groups(predictor.predict_t(x, factors, scale, crops), factors, scale, crops)
+
+
 def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | tops.Sides | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """The chunk function on the device: x (T, C, H, W) float32 with ``pads`` (top, bottom, left, right; default
@@ -216,30 +238,29 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | 
     dev = x.device
     pr = {f: post_reach(f, si) for f in set(spec.factors)}
     with torch.inference_mode():
-        with _Timer("network", dev):
-            # group f is computed only on core +- pr[f] (what its consistency layer reads), and only up to an
-            # area edge
-            crops = {f: tuple(0 if o else h - r for o in outer) for f, r in pr.items()}
-            pred = predictor.predict_t(x, spec.factors, s, crops)
-            pred_crop = tops.least_sides(crops.values())
+        # group f is computed only on core +- pr[f] (what its consistency layer reads), and only up to an area
+        # edge; one group at a time (each made when the loop asks for it, freed after its consistency layer)
+        crops = {f: tuple(0 if o else h - r for o in outer) for f, r in pr.items()}
+        preds = group_predictions(predictor, x, spec.factors, s, crops)
         x = tops.pad_sides(x, outer)  # now h pixels of context on every side
-        with _Timer("consistency", dev):
-            y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s), dtype=torch.float32, device=dev)
-            native = {}
-            e = 2 if spec.detail else 0  # the detail layer's reference reads 2 native pixels more
-            nb = c if dev.type == "cuda" else 1  # bands per step: on CPU one, so float64 temporaries stay small
-            for f, idx in groups(spec.factors).items():
+        y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s), dtype=torch.float32, device=dev)
+        native = {}
+        e = 2 if spec.detail else 0  # the detail layer's reference reads 2 native pixels more
+        nb = c if dev.type == "cuda" else 1  # bands per step: on CPU one, so float64 temporaries stay small
+        for f, idx in groups(spec.factors).items():
+            with _Timer("network", dev):
+                pf, pred = next(preds)
+            assert pf == f, (pf, f)
+            with _Timer("consistency", dev):
                 filled, mask = _native_group(_crop(x[:, idx], h - input_reach(f, fi, si, spec.detail)), f, spec)
                 native[f] = filled
                 filled, mask = _crop(filled, e), _crop(mask, e)
-                # group f's prediction within the canvas; mirrored by its margin beyond the area edges
-                at = tuple(crops[f][i] - pred_crop[i] for i in range(4))
-                mirror = tuple(pr[f] * s if o else 0 for o in outer)
+                mirror = tuple(pr[f] * s if o else 0 for o in outer)  # the margin beyond the area edges
                 for i in range(0, len(idx), nb):
                     sl, ix = slice(i, i + nb), idx[i:i + nb]
-                    yg = tops.pad_sides(tops.crop_sides(pred[:, ix], at, s), mirror)
+                    yg = tops.pad_sides(pred[:, sl], mirror)
                     y[:, ix] = _consistent_group(yg, filled[:, sl], mask[:, sl], f * s, spec, spec.quantum).float()
-            del pred
+                del pred, yg
         if spec.detail:
             with _Timer("detail", dev):
                 if predictor.is_reference:
