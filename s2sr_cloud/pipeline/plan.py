@@ -218,10 +218,25 @@ def output_size(grid: GridSpec, n_time: int, scale: int, n_bands: int, dtype: st
 CONTINUED = (Action.RESUME, Action.RESUME_REPLACE, Action.APPEND)  # actions that add to a store already begun
 
 
+def _budget_chunk_of_store(cfg: JobConfig, z: ZonePlan) -> ZonePlan:
+    """Without ``--chunk`` the chunk side is the memory budget's default: not the user's choice, and it changes
+    with ``S2SR_CHUNK_MEMORY_GIB`` and between versions (round 10 raised it). A store this job began under
+    another default, its job spec the same in everything else, keeps its own chunk side: it is resumed (or found
+    done), not refused as another job (whose remedy, --overwrite, would discard the work done)."""
+    if cfg.chunk is not None or cfg.overwrite:
+        return z
+    old = (store.inspect_output(z.out).attrs or {}).get("job_spec") or {}
+    chunk = old.get("chunk")
+    if not isinstance(chunk, int) or chunk == z.spec["chunk"] or {**old, "chunk": z.spec["chunk"]} != z.spec:
+        return z
+    return ZonePlan(**{**z.__dict__, "chunk": chunk, "spec": {**z.spec, "chunk": chunk}})
+
+
 def _decided(cfg: JobConfig, z: ZonePlan) -> ZonePlan:
     """The zone with its action. A store that is continued (resumed, appended to) keeps the chunk grid it was
     begun with, read from its ``chunk_input``: chunks planned anew (another version, another budget) would mix
     two grids in one store and its done marks."""
+    z = _budget_chunk_of_store(cfg, z)
     z = ZonePlan(**{**z.__dict__, "action": _action(cfg, z.out, z.spec)})
     if z.action not in CONTINUED:
         return z
