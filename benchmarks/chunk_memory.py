@@ -1,0 +1,86 @@
+"""Peak RSS of the chunk function, part by part: one block of ``core`` input px (the embedded sample mirrored to
+that size) with its halo, on one thread, sampled every 3 ms while each part runs (network, consistency, detail,
+statistics). Prints one JSON line: the process before the block (``base``), the peak in each part, the
+high-water mark.
+
+    .venv/bin/python benchmarks/chunk_memory.py 10 384 1     # scale, core px, ensemble (None: the model's)
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as R  # noqa: E402
+
+import s2sr_cloud  # noqa: E402
+from s2sr_cloud.bands import ALL_BANDS  # noqa: E402
+from s2sr_cloud.model import nets  # noqa: E402
+from s2sr_cloud.model import predictors as P  # noqa: E402
+from s2sr_cloud.ops import block as B  # noqa: E402
+from s2sr_cloud.ops.halo import required_halo  # noqa: E402
+
+
+def rss_gib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 2**20
+    return 0.0
+
+
+def main() -> None:
+    scale, core = int(sys.argv[1]), int(sys.argv[2])
+    ens = None if len(sys.argv) < 4 or sys.argv[3] == "None" else int(sys.argv[3])
+    ds = s2sr_cloud.load(s2sr_cloud.search("sample"))
+    x = np.stack([ds[b].values for b in ALL_BANDS], axis=1).astype(np.float32)  # (1, 12, 240, 240)
+    part, peaks, stop = ["start"], {}, [False]
+
+    def sample() -> None:
+        while not stop[0]:
+            k, r = part[0], rss_gib()
+            peaks[k] = max(peaks.get(k, 0.0), r)
+            time.sleep(0.003)
+
+    enter, leave = B._Timer.__enter__, B._Timer.__exit__
+
+    def entered(self):
+        part[0] = self.part
+        return enter(self)
+
+    def left(self, *exc):
+        out = leave(self, *exc)
+        part[0] = "after_" + self.part
+        return out
+
+    B._Timer.__enter__, B._Timer.__exit__ = entered, left
+    B.set_timing(True)
+    torch.set_num_threads(1)
+    p = P.TorchPredictor(R.MODEL, ensemble=ens, device="cpu")
+    f = nets.S2_FACTORS
+    h = required_halo(p.reach(f, scale), f)
+    x = np.pad(x, ((0, 0), (0, 0), (0, core), (0, core)), mode="symmetric")[..., :core, :core]
+    xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
+    spec = B.BlockSpec(scale, f, h, quantum=(1e-4, -0.1))
+    B.super_resolve_block(xp[..., :h * 2 + 48, :h * 2 + 48], p, spec)  # load + warm-up
+    base = rss_gib()
+    threading.Thread(target=sample, daemon=True).start()
+    t0 = time.perf_counter()
+    y, _ = B.super_resolve_block_sums(xp, p, spec)
+    seconds = time.perf_counter() - t0
+    part[0] = "end"
+    time.sleep(0.05)
+    stop[0] = True
+    print(json.dumps({"scale": scale, "core": core, "halo": h, "ensemble": ens, "base_gib": round(base, 3),
+                      "seconds": round(seconds, 1), "output_gib": round(y.nbytes / 2**30, 3),
+                      "peak_gib_by_part": {k: round(v, 3) for k, v in peaks.items()},
+                      "high_water_gib": round(R.peak_rss_gib(), 3)}))
+
+
+if __name__ == "__main__":
+    main()
