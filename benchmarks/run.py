@@ -542,6 +542,17 @@ def main() -> None:
             say(f"whole decimated tile, bare network in 240 px windows ({args.workers} threads, --ensemble 1): "
                 f"{t_net:.0f} s -> pipeline efficiency at tile scale {res['pipeline_efficiency_whole_tile_ens1']:.2f}")
             res["peak_rss_gib"] = max(res["peak_rss_gib"], big["rss_gib"])
+            # dask workers at the default x10 chunk (384 px: 2 x 2 chunks of the tile, --ensemble 1): a worker holds
+            # the chunk function's peak plus what dask and the write keep (x4's default 972 px chunk needs a 1944 px
+            # area: larger than the decimated tile)
+            side = 2 * graph.default_chunk(10)
+            if side <= 1098 - 60:
+                d10 = end_to_end(catalog, window_geometry(folder, 60, 60, side, side), 10, "default", ens_cheap,
+                                 args.workers)
+                res["peak_rss_gib_workers_x10_default_chunks"] = d10["rss_gib"]
+                res["peak_rss_gib"] = max(res["peak_rss_gib"], d10["rss_gib"])
+                say(f"x10, --ensemble 1, default chunks ({d10['chunks']} of {graph.default_chunk(10)} px), "
+                    f"{args.workers} workers: {d10['seconds']:.0f} s, peak worker RSS {d10['rss_gib']:.2f} GiB")
         small = 120  # 1x: one 120 px chunk; 16x: 480 x 480 px, 16 chunks (a window well inside the tile)
         g1 = window_geometry(folder, 300, 300, small, small) if args.data == "tile" else None
         g16 = window_geometry(folder, 300, 300, small * 4, small * 4) if args.data == "tile" else None
@@ -551,12 +562,25 @@ def main() -> None:
         # the job a user runs; not its RSS ratio: its one-chunk area has no halo (an area edge on every side) while
         # the 16 chunks' inner blocks carry 108 px of it, so the ratio would measure the halo, not the area.
         if g1 is not None:
+            # rss_ratio_16x: 3 x 3 chunks of 60 px (bicubic's halo: 60 px) against 12 x 12, so the 1x area's
+            # middle block carries the same halo as the 16x area's inner blocks. The one-chunk area of rounds 4-9
+            # (rss_ratio_16x_one_chunk) has no halo at all: its ratio counted the inner blocks' halo (blocks of
+            # 120^2 against 240^2 px), not the area
+            tiny = 60
+            a1 = end_to_end(catalog, window_geometry(folder, 300, 300, 3 * tiny, 3 * tiny), 4, "bicubic", None, 1,
+                            chunk=tiny)
+            a16 = end_to_end(catalog, window_geometry(folder, 300, 300, 12 * tiny, 12 * tiny), 4, "bicubic", None,
+                             1, chunk=tiny)
+            res["rss_ratio_16x"] = a16["rss_gib"] / a1["rss_gib"]
+            say(f"bicubic, chunk {tiny}: peak worker RSS {a1['rss_gib']:.3f} GiB for {a1['shape']} "
+                f"({a1['chunks']} chunks), {a16['rss_gib']:.3f} GiB for {a16['shape']} ({a16['chunks']} chunks) -> "
+                f"rss_ratio_16x {res['rss_ratio_16x']:.2f}")
             r1 = end_to_end(catalog, g1, 4, "bicubic", None, 1, chunk=small)
             r16 = end_to_end(catalog, g16, 4, "bicubic", None, 1, chunk=small)
-            res["rss_ratio_16x"] = r16["rss_gib"] / r1["rss_gib"]
-            say(f"bicubic, chunk {small}: peak worker RSS {r1['rss_gib']:.2f} GiB for {r1['shape']} "
-                f"({r1['chunks']} chunk), {r16['rss_gib']:.2f} GiB for {r16['shape']} ({r16['chunks']} chunks) -> "
-                f"rss_ratio_16x {res['rss_ratio_16x']:.2f}")
+            res["rss_ratio_16x_one_chunk"] = r16["rss_gib"] / r1["rss_gib"]
+            say(f"bicubic, chunk {small}: peak worker RSS {r1['rss_gib']:.3f} GiB for {r1['shape']} "
+                f"({r1['chunks']} chunk), {r16['rss_gib']:.3f} GiB for {r16['shape']} ({r16['chunks']} chunks) -> "
+                f"rss_ratio_16x_one_chunk {res['rss_ratio_16x_one_chunk']:.2f}")
             if not gpu:
                 for model, ens, tag, one in (("bicubic", None, "", r16),
                                              ("default", ens_cheap, "_default_model", None)):

@@ -3,7 +3,7 @@ the decimated tile: 16 chunks) on 1 and 2 single-threaded workers: wall seconds,
 processes against those of everything else on the machine (this process: client, scheduler, the COG range server;
 the nannies; rustac). On a machine of C cores, 2 workers can reach at most C x wall minus the others' CPU.
 
-    .venv/bin/python benchmarks/scaling_cpu.py [pairs]
+    .venv/bin/python benchmarks/scaling_cpu.py [pairs] [bicubic|default]
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def tree_cpu(pids: set[int]) -> dict[int, float]:
     return out
 
 
-def one(catalog: str, geom: dict, workers: int) -> dict:
+def one(catalog: str, geom: dict, workers: int, model: str = "bicubic") -> dict:
     out = Path(tempfile.mkdtemp(prefix="s2sr-scaling-")) / "out.zarr"
     me = psutil.Process()
     with R.cluster(workers) as client:
@@ -45,7 +45,7 @@ def one(catalog: str, geom: dict, workers: int) -> dict:
         t0 = time.perf_counter()
         items = s2sr_cloud.search(catalog)
         ds = s2sr_cloud.load(items, geometry=geom, chunk=120)
-        sr = s2sr_cloud.super_resolve(ds, 4, "bicubic", chunk=120)
+        sr = s2sr_cloud.super_resolve(ds, 4, model, chunk=120, ensemble=None if model == "bicubic" else 1)
         s2sr_cloud.write(sr, str(out), client=client)
         wall = time.perf_counter() - t0
         after_w, after_o, after_me = tree_cpu(wpids), tree_cpu(others), cpu_s(me)
@@ -57,13 +57,14 @@ def one(catalog: str, geom: dict, workers: int) -> dict:
 
 if __name__ == "__main__":
     pairs = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    model = sys.argv[2] if len(sys.argv) > 2 else "bicubic"  # or default (at --ensemble 1)
     cores = os.cpu_count() or 1
     with contextlib.ExitStack() as stack:
         base = stack.enter_context(R.range_server(R.TILE))
         catalog = stack.enter_context(R.serve_items(R.tile_items(R.TILE, base)))
         geom = R.window_geometry(R.TILE, 300, 300, 480, 480)
         for _ in range(pairs):
-            r = {n: one(catalog, geom, n) for n in (1, 2)}
+            r = {n: one(catalog, geom, n, model) for n in (1, 2)}
             for n, v in r.items():
                 print(f"{n} worker(s): wall {v['wall']:.1f} s; CPU s: workers {v['workers_cpu']:.1f}, client process "
                       f"(scheduler, range server) {v['client_cpu']:.1f}, nannies + rustac {v['others_cpu']:.1f}; "
