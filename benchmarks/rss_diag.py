@@ -42,13 +42,13 @@ def sampler(dask_worker=None):
 def read(dask_worker=None):
     return dict(dask_worker._diag)
 
-def job(catalog, geom, chunk, workers=1, model="bicubic", ensemble=None):
+def job(catalog, geom, chunk, workers=1, model="bicubic", ensemble=None, scale=4):
     out = Path(tempfile.mkdtemp()) / "o.zarr"
     with R.cluster(workers) as client:
         client.run(sampler)
         items = s2sr_cloud.search(catalog)
         ds = s2sr_cloud.load(items, geometry=geom, chunk=chunk)
-        sr = s2sr_cloud.super_resolve(ds, 4, model, chunk=chunk, ensemble=ensemble)
+        sr = s2sr_cloud.super_resolve(ds, scale, model, chunk=chunk, ensemble=ensemble)
         t0 = time.perf_counter()
         s2sr_cloud.write(sr, str(out), client=client)
         t = time.perf_counter() - t0
@@ -68,6 +68,7 @@ if __name__ == "__main__":
     ap.add_argument("--model", default="bicubic")
     ap.add_argument("--ensemble", type=int, default=None)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--scale", type=int, default=4)
     args = ap.parse_args()
     folder = R.TILE
     with contextlib.ExitStack() as stack:
@@ -75,4 +76,4 @@ if __name__ == "__main__":
         catalog = stack.enter_context(R.serve_items(R.tile_items(folder, base)))
         for side in args.sides:
             g = R.window_geometry(folder, 300, 300, side, side) if side < 1098 else None
-            print(side, job(catalog, g, args.chunk, args.workers, args.model, args.ensemble), flush=True)
+            print(side, job(catalog, g, args.chunk, args.workers, args.model, args.ensemble, args.scale), flush=True)

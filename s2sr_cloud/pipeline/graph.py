@@ -30,11 +30,14 @@ from ..errors import ConfigError
 from ..ops.halo import ChunkError, check_chunks, plan_chunks, required_halo
 from ..ops.stats import COMPARISONS, NSUM
 
-# Bytes a worker holds per output pixel of a chunk: 13 float32 channels (12 bands + detail), about three times
-# over at the peak (the result, one band group's prediction, one band's float64 temporaries of the consistency
-# layer; the network's output head runs in strips). Measured on CPU (benchmarks/RESULTS.md, round 10): peak RSS
-# 2.45 GiB for a default x4 chunk (972 input px) and 2.35 GiB at x10 (384 px), of which ~0.5 GiB is the process.
-BYTES_PER_OUTPUT_PX = 13 * 4 * 3
+# Bytes a worker holds per output pixel of a chunk: 13 float32 channels (12 bands + detail), four times over at
+# the peak: the chunk function's three (the result, one band group's prediction, one band's float64 temporaries
+# of the consistency layer; the network's output head runs in strips), plus the previous chunk's result, which a
+# worker still holds when it starts its next SR task (the next task is already queued on the worker when the
+# finished block's write arrives from the scheduler: benchmarks/rss_diag.py found 767 MB of it held at a dask
+# worker's peak, x10, 384 px chunks). Measured on CPU (benchmarks/RESULTS.md, round 10): the chunk function peaks
+# at 2.01 GiB for a default x4 chunk (840 input px) and 1.91 GiB at x10 (336 px), of which ~0.5 GiB is the process.
+BYTES_PER_OUTPUT_PX = 13 * 4 * 4
 DOWNSTREAM_PRIORITY = 1  # dask priority of the tasks that consume SR results (write.py uses it too)
 WORKER_BUDGET_GIB = 2.2  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
 
@@ -61,9 +64,8 @@ def layer_source(arrays: list) -> da.Array | None:
 
 def worker_budget_bytes() -> int:
     """``S2SR_CHUNK_MEMORY_GIB`` (default 2.2): the memory one chunk's data may take on a worker. The default
-    keeps a worker's peak under 3 GiB (2.45 GiB for the chunk function at the default x4 chunk, 972 input px) and
-    makes that chunk large enough that the halo costs <= 1.25x the network pixels (benchmarks/run.py's
-    halo_overhead_x4: 1.18; x10, 384 px: 1.50)."""
+    keeps a dask worker's peak under 3 GiB and makes the default x4 chunk (840 input px) large enough that the halo
+    costs <= 1.25x the network pixels (benchmarks/run.py's halo_overhead_x4: 1.22; x10, 336 px: 1.59)."""
     return int(env_number("S2SR_CHUNK_MEMORY_GIB", WORKER_BUDGET_GIB, float) * 2**30)
 
 

@@ -220,7 +220,7 @@ CONTINUED = (Action.RESUME, Action.RESUME_REPLACE, Action.APPEND)  # actions tha
 
 def _budget_chunk_of_store(cfg: JobConfig, z: ZonePlan) -> ZonePlan:
     """Without ``--chunk`` the chunk side is the memory budget's default: not the user's choice, and it changes
-    with ``S2SR_CHUNK_MEMORY_GIB`` and between versions (round 10 raised it). A store this job began under
+    with ``S2SR_CHUNK_MEMORY_GIB`` and may change between versions. A store this job began under
     another default, its job spec the same in everything else, keeps its own chunk side: it is resumed (or found
     done), not refused as another job (whose remedy, --overwrite, would discard the work done)."""
     if cfg.chunk is not None or cfg.overwrite:
