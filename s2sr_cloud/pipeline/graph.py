@@ -35,11 +35,12 @@ from ..ops.stats import COMPARISONS, NSUM
 # of the consistency layer; the network's output head runs in strips), plus the previous chunk's result, which a
 # worker still holds when it starts its next SR task (the next task is already queued on the worker when the
 # finished block's write arrives from the scheduler: benchmarks/rss_diag.py found 767 MB of it held at a dask
-# worker's peak, x10, 384 px chunks). Measured on CPU (benchmarks/RESULTS.md, round 10): the chunk function peaks
-# at 2.01 GiB for a default x4 chunk (840 input px) and 1.91 GiB at x10 (336 px), of which ~0.5 GiB is the process.
+# worker's peak, x10, 384 px chunks). Measured on CPU (benchmarks/RESULTS.md, round 10): the chunk function alone
+# peaks at 2.0-2.2 GiB at 840 px (x4) and 1.9-2.1 GiB at 336 px (x10); dask workers at x10, 336 px chunks, at
+# 2.44-3.04 GiB, hence the budget of 2.0 GiB (798 / 318 px).
 BYTES_PER_OUTPUT_PX = 13 * 4 * 4
 DOWNSTREAM_PRIORITY = 1  # dask priority of the tasks that consume SR results (write.py uses it too)
-WORKER_BUDGET_GIB = 2.2  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
+WORKER_BUDGET_GIB = 2.0  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
 
 
 # The SR outputs whose layers ``super_resolve`` sliced: the layers' array names, in order -> the output's name,
@@ -63,9 +64,9 @@ def layer_source(arrays: list) -> da.Array | None:
 
 
 def worker_budget_bytes() -> int:
-    """``S2SR_CHUNK_MEMORY_GIB`` (default 2.2): the memory one chunk's data may take on a worker. The default
-    keeps a dask worker's peak under 3 GiB and makes the default x4 chunk (840 input px) large enough that the halo
-    costs <= 1.25x the network pixels (benchmarks/run.py's halo_overhead_x4: 1.22; x10, 336 px: 1.59)."""
+    """``S2SR_CHUNK_MEMORY_GIB`` (default 2.0): the memory one chunk's data may take on a worker. The default
+    keeps a dask worker's peak under 3 GiB and the default x4 chunk (798 input px) large enough that the halo
+    costs <= 1.25x the network pixels (benchmarks/run.py's halo_overhead_x4: 1.22; x10, 318 px: 1.63)."""
     return int(env_number("S2SR_CHUNK_MEMORY_GIB", WORKER_BUDGET_GIB, float) * 2**30)
 
 
