@@ -37,7 +37,9 @@ class Predictor(Protocol):
     ``crop`` grid pixels on each side (an int or a (top, bottom, left, right) tuple, or one per native factor:
     the result is then cropped by the smallest and group f need only be computed on its own region); a side the
     predictor is asked to keep whole (crop 0) is the edge of the whole array, where the prediction is what the
-    predictor gives at an array edge. ``predict`` is the numpy convenience for whole arrays.
+    predictor gives at an array edge. ``predict`` is the numpy convenience for whole arrays. A predictor may also
+    have ``predict_groups_t`` (one native band group at a time, each on its own region: ``group_predictions``),
+    which the chunk function then uses, so it holds one group's prediction at a time.
 
     ``is_reference``: the prediction IS the consistent bicubic reference the detail layer measures from (the
     detail layer is then zero). ``loads_model``: a network each worker process loads once (the pipeline loads it
