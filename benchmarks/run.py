@@ -542,9 +542,9 @@ def main() -> None:
             say(f"whole decimated tile, bare network in 240 px windows ({args.workers} threads, --ensemble 1): "
                 f"{t_net:.0f} s -> pipeline efficiency at tile scale {res['pipeline_efficiency_whole_tile_ens1']:.2f}")
             res["peak_rss_gib"] = max(res["peak_rss_gib"], big["rss_gib"])
-            # dask workers at the default x10 chunk (384 px: 2 x 2 chunks of the tile, --ensemble 1): a worker holds
-            # the chunk function's peak plus what dask and the write keep (x4's default 972 px chunk needs a 1944 px
-            # area: larger than the decimated tile)
+            # dask workers at the default x10 chunk (2 x 2 chunks of it from the tile, --ensemble 1): a worker holds
+            # the chunk function's peak plus what dask and the write keep, the previous chunk's result among it (x4's
+            # default chunk, 798 px, needs a 1596 px area: larger than the decimated tile)
             side = 2 * graph.default_chunk(10)
             if side <= 1098 - 60:
                 d10 = end_to_end(catalog, window_geometry(folder, 60, 60, side, side), 10, "default", ens_cheap,
