@@ -139,8 +139,9 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(parts) or "not an s2sr-cloud job"
 
 
-def _action(cfg: JobConfig, out: str, spec: dict[str, Any]) -> Action:
-    existing = store.inspect_output(out)
+def _action(cfg: JobConfig, out: str, spec: dict[str, Any], existing: store.Existing | None = None) -> Action:
+    """What to do with ``out`` (``existing``: what is there, when the caller has just read it)."""
+    existing = store.inspect_output(out) if existing is None else existing
     if existing.state is store.OutputState.FOREIGN:
         raise OutputError(f"--out {redact_url(out)} holds {existing.what}: nothing was written; choose an absent or "
                           "empty path (--overwrite replaces only s2sr-cloud stores)")
@@ -218,14 +219,14 @@ def output_size(grid: GridSpec, n_time: int, scale: int, n_bands: int, dtype: st
 CONTINUED = (Action.RESUME, Action.RESUME_REPLACE, Action.APPEND)  # actions that add to a store already begun
 
 
-def _budget_chunk_of_store(cfg: JobConfig, z: ZonePlan) -> ZonePlan:
+def _budget_chunk_of_store(cfg: JobConfig, z: ZonePlan, existing: store.Existing) -> ZonePlan:
     """Without ``--chunk`` the chunk side is the memory budget's default: not the user's choice, and it changes
     with ``S2SR_CHUNK_MEMORY_GIB`` and may change between versions. A store this job began under
     another default, its job spec the same in everything else, keeps its own chunk side: it is resumed (or found
     done), not refused as another job (whose remedy, --overwrite, would discard the work done)."""
     if cfg.chunk is not None or cfg.overwrite:
         return z
-    old = (store.inspect_output(z.out).attrs or {}).get("job_spec") or {}
+    old = (existing.attrs or {}).get("job_spec") or {}
     chunk = old.get("chunk")
     if not isinstance(chunk, int) or chunk == z.spec["chunk"] or {**old, "chunk": z.spec["chunk"]} != z.spec:
         return z
@@ -236,8 +237,9 @@ def _decided(cfg: JobConfig, z: ZonePlan) -> ZonePlan:
     """The zone with its action. A store that is continued (resumed, appended to) keeps the chunk grid it was
     begun with, read from its ``chunk_input``: chunks planned anew (another version, another budget) would mix
     two grids in one store and its done marks."""
-    z = _budget_chunk_of_store(cfg, z)
-    z = ZonePlan(**{**z.__dict__, "action": _action(cfg, z.out, z.spec)})
+    existing = store.inspect_output(z.out)
+    z = _budget_chunk_of_store(cfg, z, existing)
+    z = ZonePlan(**{**z.__dict__, "action": _action(cfg, z.out, z.spec, existing)})
     if z.action not in CONTINUED:
         return z
     recorded = store.read_attrs(z.target).get("chunk_input")
