@@ -10,7 +10,7 @@ Figures:
   ensemble 1), float reflectance and uint16 store DN.
 - ``consistency_max_abs``: max |output averaged over each native footprint - input| on the device (float path).
 - ``nan_isolated``: one NaN input pixel makes NaN exactly its own footprint in the output.
-- per scale (4, 10), at the default chunk of graph.default_chunk (core 840 at x4, 336 at x10 input px, with the
+- per scale (4, 10), at the default chunk of graph.default_chunk (core 798 at x4, 318 at x10 input px, with the
   real halo): chunk-function seconds, network seconds, ``post_fraction``, output megapixels (all 12 bands) per
   second, and the bare network forward on the same core in memory.
 - ``autocast_bf16_delta_db``: PSNR change of bf16 autocast vs fp32 (Wald x2 on the sample's 10 m bands).
@@ -43,7 +43,7 @@ MODEL = default_model()  # the shipped default (s2sr-v2)
 
 SAMPLE = ROOT / "s2sr_cloud" / "sample"
 BANDS, FACTORS = nets.S2_BANDS, nets.S2_FACTORS
-CHUNK = {4: 840, 10: 336}  # graph.default_chunk(scale) at the default 2.2 GiB budget (graph needs dask)
+CHUNK = {4: 798, 10: 318}  # graph.default_chunk(scale) at the default 2.0 GiB budget (graph needs dask)
 QUANTUM = (1e-4, -0.1)
 
 
@@ -163,10 +163,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scales", default="4,10")
     ap.add_argument("--core", type=int, help="core input px per chunk side (default: the default chunk per scale)")
+    ap.add_argument("--head-strip-px", type=int, help="nets.HEAD_STRIP_PX: output px per strip of the band SR "
+                    "network's output head at inference (e.g. 2**40: the whole head at once, as before round 10)")
     args = ap.parse_args()
+    if args.head_strip_px:
+        nets.HEAD_STRIP_PX = args.head_strip_px
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    print(f"torch {torch.__version__}, device {dev} ({name}), cuda available {torch.cuda.is_available()}", flush=True)
+    print(f"torch {torch.__version__}, device {dev} ({name}), cuda available {torch.cuda.is_available()}, "
+          f"s2sr_cloud from {Path(nets.__file__).parents[1]}, HEAD_STRIP_PX {getattr(nets, 'HEAD_STRIP_PX', None)}",
+          flush=True)
     x = sample()
     result: dict = {"device": name, "torch": torch.__version__}
 
