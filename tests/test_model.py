@@ -99,3 +99,18 @@ def test_band_sr_head_in_strips_gives_the_whole_head_values(scale, monkeypatch):
     xg = x[:1].clone().requires_grad_(True)
     sr(xg, scale).sum().backward()
     assert xg.grad is not None and torch.isfinite(xg.grad).all()
+
+
+def test_head_strips_are_sized_by_the_device():
+    """CPU keeps 4 M px strips (its memory is the worker's budget); a CUDA device gets strips of an eighth of its
+    memory at 64 B/px: an 80 GB card runs a default block's head whole (strips cost it 10-36% of the network's time),
+    an 8 GB card still in strips, and none gets smaller strips than the CPU."""
+    from s2sr_cloud.model import nets
+
+    assert nets.head_strip_px("cpu") == nets.head_strip_px("cpu", 80 * 2**30) == 2**22
+    big = nets.head_strip_px("cuda", 80 * 2**30)
+    assert big == 80 * 2**30 // (8 * 64)
+    assert big > 6 * 4056**2 and 2 * big > 6 * 5340**2  # default blocks, 6 bands: x4 whole, x10 in 2 strips
+    assert nets.head_strip_px("cuda", 8 * 2**30) == 2**24
+    assert nets.head_strip_px("cuda", 1 * 2**30) == 2**22
+    assert nets.head_strip_px("cuda", None) == 2**22
