@@ -285,3 +285,47 @@ def test_quantiser_selection_without_sort_equals_the_stable_sort(k):
         xn * k * k <= footprints(np.ceil(y)).sum(axis=(2, 4)))
     assert np.array_equal(sums[reachable], (xn * k * k)[reachable])
     assert np.abs(dn - y).max() < 1.0
+
+
+def test_dn_output_is_the_store_encoding_of_the_float_output():
+    """With a quantum the chunk function returns uint16 DN (half the bytes of float32 to hold and copy): exactly
+    what the store's encoder makes of the float output, channel by channel (the detail layer with offset 0, as the
+    store's encoding says), DN_FILL exactly on the nodata footprint, the same statistics sums, and decoding gives
+    the float output back bit for bit."""
+    import xarray as xr
+    import zarr
+
+    from s2sr_cloud.io import store
+    from s2sr_cloud.model.predictors import TorchPredictor
+    from s2sr_cloud.ops.block import DN_FILL, decode_dn, super_resolve_block_sums
+
+    from s2sr_cloud.bands import ALL_BANDS
+
+    x, factors = sample_grid_stack(ALL_BANDS)
+    x = x[..., :60, :60].copy()
+    x[0, 1, 30, 30] = np.nan  # B02, a 10 m band: its own 4 x 4 footprint is nodata
+    p = TorchPredictor("s2sr-v2", ensemble=1)  # a learned model: the detail layer is not 0
+    h = required_halo(p.reach(factors, 4), factors)
+    spec = BlockSpec(4, factors, h, quantum=store.STORE_QUANTUM)
+    dn, sums_dn = super_resolve_block_sums(x, p, spec, 0, dn=True)
+    fl, sums_fl = super_resolve_block_sums(x, p, spec, 0)
+    assert dn.dtype == np.uint16 and fl.dtype == np.float32 and dn.shape == fl.shape == (1, 13, 240, 240)
+    assert np.array_equal(sums_dn, sums_fl)
+    assert np.array_equal(decode_dn(dn, spec), fl, equal_nan=True)
+    assert (dn[0, 1] == DN_FILL).sum() == 16 and (dn[0, 1, 120:124, 120:124] == DN_FILL).all()
+    assert np.array_equal(dn == DN_FILL, np.isnan(fl)) and dn[0, -1].max() > 10  # detail: > 1e-3 somewhere
+    names = [*ALL_BANDS, store.DETAIL]
+    ds = xr.Dataset({n: (("time", "y", "x"), fl[:, i]) for i, n in enumerate(names)})
+    enc = store.encoding_for(ds, "uint16")
+    for i, n in enumerate(names):
+        sf, off = spec.quanta(len(names))[i]
+        assert (enc[n]["scale_factor"], enc[n]["add_offset"]) == (np.float32(sf), np.float32(off))
+        arr = zarr.create_array(store={}, shape=fl[0, i].shape, dtype="uint16", fill_value=store.FILL_DN)
+        arr.attrs.update({"scale_factor": float(enc[n]["scale_factor"]), "add_offset": float(enc[n]["add_offset"]),
+                          "_FillValue": store.FILL_DN})
+        assert np.array_equal(store._encode(arr, fl[0, i]), dn[0, i]), n  # the old path: float -> encoder
+        v = dn[0, i]
+        assert store._encode(arr, v) is v  # DN go in as they are
+    floats = zarr.create_array(store={}, shape=fl[0, 0].shape, dtype="float32", fill_value=np.nan)
+    with pytest.raises(store.OutputError, match="uint16 DN cannot go into the float32 array"):
+        store._encode(floats, dn[0, 0])

@@ -285,3 +285,26 @@ def test_the_write_takes_sr_blocks_whole_and_honours_changed_layers(sample_ds, t
     for name in names:
         if name != "B04":
             assert np.array_equal(a[name].values, b[name].values, equal_nan=True)
+
+
+def test_quantised_output_written_to_uint16_and_float_stores(sample_ds, tmp_path):
+    """The SR tasks of a quantised output return uint16 DN; the layers read as reflectance all the same, a uint16
+    store takes the DN as they are and a float32 store the decoded values (DN written there as reflectance would
+    be 1e4 times too large: the encoder refuses them)."""
+    import xarray as xr
+
+    from s2sr_cloud.pipeline import write
+
+    out = super_resolve(sample_ds, 4, BicubicPredictor(), chunk=120, quantize=True)
+    assert write.layer_source([out[n].data for n in (*ALL_BANDS, "detail")]).dtype == np.uint16
+    ref = out.compute(scheduler="sync")
+    assert ref.B02.dtype == np.float32 and 0.0 < float(ref.B02.mean()) < 0.5
+    with dask.config.set(scheduler="sync"):
+        for dtype in ("uint16", "float32"):
+            write.write_output(out, str(tmp_path / f"{dtype}.zarr"), dtype=dtype)
+            st = xr.open_zarr(tmp_path / f"{dtype}.zarr", consolidated=False)
+            for b in ("B02", "B05", "B01", "detail"):
+                if dtype == "float32":
+                    assert np.array_equal(st[b].values, ref[b].values, equal_nan=True), b
+                else:  # CF-decoded with the float32 scale and offset
+                    assert np.nanmax(np.abs(st[b].values - ref[b].values)) < 1e-6, b

@@ -525,12 +525,20 @@ ENCODE_BYTES = 2**24
 
 
 def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
-    """CF-encode ``values`` for zarr array ``arr`` exactly as xarray would (round, fill NaN)."""
+    """CF-encode ``values`` for zarr array ``arr`` exactly as xarray would (round, fill NaN). uint16 ``values`` are
+    DN already encoded so (the chunk function's output when quantised, ``ops.block.BlockSpec.quanta``): as they
+    are."""
     attrs = arr.attrs
-    if np.dtype(arr.dtype).kind != "u":
+    is_uint = np.dtype(arr.dtype).kind == "u"
+    if not is_uint and values.dtype != np.uint16:
         return values.astype(arr.dtype)
     # format 3 keeps the CF _FillValue as an attribute; format 2 only as the array's fill_value (equal by design)
-    fill = int(attrs["_FillValue"]) if "_FillValue" in attrs else int(arr.fill_value)
+    fill = (int(attrs["_FillValue"]) if "_FillValue" in attrs else int(arr.fill_value)) if is_uint else None
+    if values.dtype == np.uint16:
+        if np.dtype(arr.dtype) != np.uint16 or fill != FILL_DN:
+            raise OutputError(f"uint16 DN cannot go into the {arr.dtype} array {arr.name} (fill {fill}): this "
+                              "chunk is not written; write a quantised output to a uint16 store")
+        return values
     sf, off = float(attrs.get("scale_factor", 1)), float(attrs.get("add_offset", 0))
     out = np.empty(values.shape, arr.dtype)
     rows = max(1, ENCODE_BYTES // (8 * max(1, values[..., 0, :].size)))  # float64 temporaries of ~16 MB, not the

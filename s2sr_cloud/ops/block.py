@@ -25,7 +25,8 @@ from . import tops
 from .stats import COMPARISONS, NSUM
 from .resample import SMOOTH_ITERS, bicubic, block_mean, fill_nan, project, quantize_consistent, replicate
 
-DN_MAX = 65534  # 65535 is the fill value of the uint16 store
+DN_MAX = 65534  # the largest DN of a valid pixel
+DN_FILL = 65535  # the uint16 store's fill value: nodata
 
 
 class Predictor(Protocol):
@@ -69,6 +70,24 @@ class BlockSpec:
     smooth_iters: int = SMOOTH_ITERS
     quantum: tuple[float, float] | None = None  # (scale_factor, add_offset) of integer storage
     detail: bool = True  # append the detail layer as an extra channel
+
+    def quanta(self, channels: int) -> list[tuple[float, float]]:
+        """(scale_factor, add_offset) of each of ``channels`` output channels in uint16 DN: the bands'
+        ``quantum``; the detail layer (the last channel, when ``detail``) is non-negative, so its offset is 0 (the
+        store encodes it so: ``io.store.encoding_for``)."""
+        assert self.quantum is not None
+        sf, off = self.quantum
+        return [(sf, 0.0 if self.detail and i == channels - 1 else off) for i in range(channels)]
+
+
+def decode_dn(y: np.ndarray, spec: BlockSpec) -> np.ndarray:
+    """The chunk function's uint16 DN output (``spec.quantum`` set) -> float32 reflectance, NaN at ``DN_FILL``:
+    the values the float path gives (float64 ``dn * sf + off`` rounded to float32), channel by channel."""
+    out = np.empty(y.shape, np.float32)
+    for i, (sf, off) in enumerate(spec.quanta(y.shape[1])):
+        d = y[:, i]
+        out[:, i] = np.where(d == DN_FILL, np.float32(np.nan), (d * sf + off).astype(np.float32))
+    return out
 
 
 def post_reach(f: int, smooth_iters: int = SMOOTH_ITERS) -> int:
@@ -180,11 +199,26 @@ def _consistent_group(y: torch.Tensor, filled: torch.Tensor, mask: torch.Tensor,
     # dependence, measured on the sample (tests/test_pipeline.py). Float output: float32 (<= 1e-5 holds).
     yc = tops.project(y.double() if quantum is not None else y, filled, k, spec.smooth_iters, crop=m)
     filled, mask = _crop(filled, m), _crop(mask, m)
-    if quantum is not None:
+    if quantum is not None:  # uint16 DN, DN_FILL on nodata
         sf, off = quantum
         dn = tops.quantize_consistent((yc.double() - off) / sf, torch.round((filled - off) / sf), k)
-        yc = (dn.clamp(0, DN_MAX) * sf + off).float()
-    return yc.masked_fill(tops.replicate(mask, k), float("nan"))
+        return dn.clamp(0, DN_MAX).masked_fill(tops.replicate(mask, k), DN_FILL).to(torch.uint16)
+    return yc.masked_fill(tops.replicate(mask, k), float("nan")).float()
+
+
+def _decode_t(dn: torch.Tensor, quantum: tuple[float, float]) -> torch.Tensor:
+    """uint16 DN -> float32 reflectance, NaN at DN_FILL (``decode_dn``'s torch twin, the same values)."""
+    sf, off = quantum
+    d = dn.to(torch.int32)
+    return (d.double() * sf + off).float().masked_fill(d == DN_FILL, float("nan"))
+
+
+def _encode_t(v: torch.Tensor, quantum: tuple[float, float]) -> torch.Tensor:
+    """float reflectance -> uint16 DN as the store encodes it (``io.store._encode``: float64, with the scale and
+    offset as the store records them, in float32; round half to even, clipped to 0 ... DN_MAX, DN_FILL on NaN)."""
+    sf, off = (float(np.float32(v)) for v in quantum)
+    dn = torch.round((v.double() - off) / sf).clamp(0, DN_MAX)
+    return dn.masked_fill(torch.isnan(v), DN_FILL).to(torch.uint16)
 
 
 def groups(factors: tuple[int, ...]) -> dict[int, list[int]]:
@@ -219,9 +253,11 @@ def group_predictions(predictor: Predictor, x: torch.Tensor, factors: tuple[int,
 def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | tops.Sides | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """The chunk function on the device: x (T, C, H, W) float32 with ``pads`` (top, bottom, left, right; default
-    ``spec.halo`` on each) grid pixels of context -> (y (T, C[+1], core * s) float32, sums (T, 3, C+1, NSUM)
-    float64). The third comparison is the point comparison of the consistent bicubic reference (the detail
-    layer's), when ``spec.detail``.
+    ``spec.halo`` on each) grid pixels of context -> (y (T, C[+1], core * s), sums (T, 3, C+1, NSUM) float64).
+    y is uint16 DN when ``spec.quantum`` is set (the store's encoding, ``BlockSpec.quanta``: half the bytes of
+    float32 to hold, copy to the host and write; ``decode_dn`` gives the reflectance), else float32. The third
+    comparison is the point comparison of the consistent bicubic reference (the detail layer's), when
+    ``spec.detail``.
 
     A side with no context (0) is the edge of the whole area: the network runs up to it, no further (no mirrored
     halo for it to compute), and the consistency and detail layers read their margin beyond it from the mirror
@@ -245,7 +281,12 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | 
         crops = {f: tuple(0 if o else h - r for o in outer) for f, r in pr.items()}
         preds = group_predictions(predictor, x, spec.factors, s, crops)
         x = tops.pad_sides(x, outer)  # now h pixels of context on every side
-        y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s), dtype=torch.float32, device=dev)
+        q = spec.quantum
+        y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s),
+                        dtype=torch.float32 if q is None else torch.uint16, device=dev)
+
+        def values(ix: list[int]) -> torch.Tensor:  # output bands ix as float32 reflectance, NaN on nodata
+            return y[:, ix] if q is None else torch.stack([_decode_t(y[:, ci], q) for ci in ix], 1)
         native = {}
         e = 2 if spec.detail else 0  # the detail layer's reference reads 2 native pixels more
         nb = c if dev.type == "cuda" else 1  # bands per step: on CPU one, so float64 temporaries stay small
@@ -261,12 +302,15 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | 
                 for i in range(0, len(idx), nb):
                     sl, ix = slice(i, i + nb), idx[i:i + nb]
                     yg = tops.pad_sides(pred[:, sl], mirror)
-                    y[:, ix] = _consistent_group(yg, filled[:, sl], mask[:, sl], f * s, spec, spec.quantum).float()
+                    yc = _consistent_group(yg, filled[:, sl], mask[:, sl], f * s, spec, q)
+                    for k, ci in enumerate(ix):  # band by band: torch has no list indexing into uint16
+                        y[:, ci] = yc[:, k]
+                    del yc
                 del pred, yg
         if spec.detail:
             with _Timer("detail", dev):
                 if predictor.is_reference:
-                    y[:, c] = 0.0  # the reference itself: nothing added
+                    y[:, c] = 0  # the reference itself: nothing added (0 is DN 0 too: the detail's offset is 0)
                     ref_sums = None
                 else:
                     ref_sums = torch.zeros((t, c, tops.NSUM), dtype=torch.float64, device=dev)
@@ -278,16 +322,19 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | 
                             ix = idx[i:i + nb]
                             # the consistent bicubic reference, NaN where the output is (nodata footprints)
                             ref = tops.consistent_bicubic(native[f][:, i:i + nb], f * s, si, crop=2 * si + 2)
-                            ref = ref.masked_fill(torch.isnan(y[:, ix]), float("nan"))
+                            yv = values(ix)
+                            ref = ref.masked_fill(torch.isnan(yv), float("nan"))
                             for k, ci in enumerate(ix):
                                 ref_sums[:, ci] = point_sums_t(xcore[:, ci], ref[:, k], s)
-                            d = (y[:, ix] - ref) ** 2
+                            d = (yv - ref) ** 2
+                            del yv
                             ok = ~torch.isnan(d)
                             acc += torch.where(ok, d, torch.zeros((), device=dev)).sum(1)
                             cnt += ok.sum(1)
-                    y[:, c] = torch.sqrt(acc / cnt)  # 0/0 -> NaN where every band is nodata
+                    detail = torch.sqrt(acc / cnt)  # 0/0 -> NaN where every band is nodata
+                    y[:, c] = detail if q is None else _encode_t(detail, spec.quanta(c + 1)[c])
         with _Timer("statistics", dev):
-            sums = block_sums_t(_crop(x, h), y[:, :c], spec.factors, s)
+            sums = block_sums_t(_crop(x, h), y[:, :c], spec.factors, s, q)
             if spec.detail:
                 if ref_sums is None:  # bicubic: the output is its own reference
                     sums[:, 2, :c, :tops.NSUM] = sums[:, 1, :c, :tops.NSUM]
@@ -318,8 +365,10 @@ def point_sums_t(x: torch.Tensor, y: torch.Tensor, scale: int) -> torch.Tensor:
     return out
 
 
-def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], scale: int) -> torch.Tensor:
-    """Torch twin of ``ops.stats.block_sums``: x (T, C, h, w) input core, y (T, C, h*s, w*s) output.
+def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], scale: int,
+                 quantum: tuple[float, float] | None = None) -> torch.Tensor:
+    """Torch twin of ``ops.stats.block_sums``: x (T, C, h, w) input core, y (T, C, h*s, w*s) output (uint16 DN of
+    ``quantum`` when given, decoded strip by strip).
     Returns (T, 3, C + 1, NSUM) float64: per comparison, per band the sums (the ``point_bicubic`` rows are left
     0 for ``block_t`` to fill), ``n_invalid`` the band's NaN input pixels; row C holds SAM [pixels, angle sum].
     Computed in strips of rows, so the float64 temporaries stay small."""
@@ -334,7 +383,8 @@ def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], sca
             sam_c, sam_p = tops.SamAccumulator(), tops.PointSam()
             for ci, f in enumerate(factors):
                 xb = x[ti, ci, r0:r1].double()
-                yb = y[ti, ci, r0 * s:r1 * s].double()
+                yb = y[ti, ci, r0 * s:r1 * s]
+                yb = (yb if quantum is None else _decode_t(yb, quantum)).double()
                 deg = tops.replicate(tops.block_mean(yb, f * s), f)
                 out[ti, 0, ci, :tops.NSUM] += tops.sums(xb, deg)
                 sam_c.add(xb, deg)
@@ -345,22 +395,25 @@ def block_sums_t(x: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...], sca
 
 
 def super_resolve_block_sums(block: np.ndarray, predictor: Predictor, spec: BlockSpec,
-                             pads: int | tops.Sides | None = None) -> tuple[np.ndarray, np.ndarray]:
+                             pads: int | tops.Sides | None = None, dn: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """numpy in, numpy out: (T, C, H, W) with ``pads`` (top, bottom, left, right; default ``spec.halo`` on each)
     grid pixels of context -> (y float32, statistics sums float64). A side with 0 is an edge of the whole area
-    (``block_t``).
+    (``block_t``). ``dn`` (with ``spec.quantum``): y as the uint16 DN the store holds (``block_t``), not decoded:
+    what the pipeline's write takes.
 
     A block whose core (the part inside the context) holds no valid input pixel in any band is not sent to the
     predictor: its output is NaN (what the chunk function gives there anyway: NaN stays in its own footprint)
     and its sums count only the invalid pixels (``n`` = 0 marks it empty)."""
+    dn = dn and spec.quantum is not None
     if is_empty(block, spec, pads):
-        return empty_result(block, spec, pads)
+        return empty_result(block, spec, pads, dn)
     dev = predictor.torch_device()
     with _Timer("to_device", dev):
         x = to_device(block, dev)
     y, sums = block_t(x, predictor, spec, pads)
     with _Timer("to_host", dev):
-        return to_host(y), to_host(sums)
+        y, sums = to_host(y), to_host(sums)
+    return (decode_dn(y, spec) if y.dtype == np.uint16 and not dn else y), sums
 
 
 def _core(block: np.ndarray, spec: BlockSpec, pads: int | tops.Sides | None) -> np.ndarray:
@@ -373,11 +426,13 @@ def is_empty(block: np.ndarray, spec: BlockSpec, pads: int | tops.Sides | None =
     return bool(np.isnan(_core(block, spec, pads)).all())
 
 
-def empty_result(block: np.ndarray, spec: BlockSpec, pads: int | tops.Sides | None = None
+def empty_result(block: np.ndarray, spec: BlockSpec, pads: int | tops.Sides | None = None, dn: bool = False
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The chunk function's result for an empty block, without the predictor: all NaN, sums with n = 0."""
+    """The chunk function's result for an empty block, without the predictor: all NaN (``dn``: all DN_FILL, uint16),
+    sums with n = 0."""
     t, c, ch, cw = _core(block, spec, pads).shape
-    y = np.full((t, c + (1 if spec.detail else 0), ch * spec.scale, cw * spec.scale), np.nan, np.float32)
+    shape = (t, c + (1 if spec.detail else 0), ch * spec.scale, cw * spec.scale)
+    y = np.full(shape, DN_FILL, np.uint16) if dn else np.full(shape, np.nan, np.float32)
     sums = np.zeros((t, len(COMPARISONS), c + 1, NSUM))
     sums[:, :, :c, tops.NSUM] = ch * cw
     return y, sums

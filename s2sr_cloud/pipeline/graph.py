@@ -24,7 +24,7 @@ from ..bands import FACTOR_ATTR
 from ..io.load import COUNT
 from ..io.store import DETAIL, DONE, STORE_QUANTUM, SUMS
 from ..model.predictors import BicubicPredictor, TorchPredictor
-from ..ops.block import BlockSpec, super_resolve_block_sums
+from ..ops.block import BlockSpec, decode_dn, super_resolve_block_sums
 from ..config import env_number
 from ..errors import ConfigError
 from ..ops.halo import ChunkError, check_chunks, plan_chunks, required_halo
@@ -43,17 +43,19 @@ DOWNSTREAM_PRIORITY = 1  # dask priority of the tasks that consume SR results (w
 WORKER_BUDGET_GIB = 2.0  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
 
 
-# The SR outputs whose layers ``super_resolve`` sliced: the layers' array names, in order -> the output's name,
-# chunks and meta (not the array: its graph may hold a persisted input's data). So ``write_output`` takes each
-# block whole: slicing it into 13 layers and stacking them back cost 2 x 13 tasks and a copy of the block per
-# chunk. The last few are kept; changed, subset or persisted layers are other arrays.
+# The SR outputs whose layers ``super_resolve`` sliced: the layers' array names, in order -> the name, chunks and
+# meta of the output as the SR tasks return it (uint16 DN when quantised; not the array: its graph may hold a
+# persisted input's data). So ``write_output`` takes each block whole, as stored: slicing it into 13 layers and
+# stacking them back cost 2 x 13 tasks and a copy of the block per chunk, and decoding DN to be encoded again two
+# more copies. The last few are kept; changed, subset or persisted layers are other arrays.
 _LAYER_SOURCES: OrderedDict[tuple[str, ...], tuple[str, tuple, np.ndarray]] = OrderedDict()
 _LAYER_SOURCES_KEPT = 8
 
 
 def layer_source(arrays: list) -> da.Array | None:
-    """The 4-D (time, layer, y, x) SR output whose layers ``arrays`` are, all of them and in order, rebuilt from
-    their own graph (so it must still hold the output: not persisted); else None."""
+    """The 4-D (time, layer, y, x) SR output whose layers ``arrays`` are, all of them and in order, as the SR tasks
+    return it (uint16 DN of the store's encoding when quantised, else float32), rebuilt from their own graph (so
+    it must still hold the output: not persisted); else None."""
     entry = _LAYER_SOURCES.get(tuple(getattr(a, "name", "") for a in arrays))
     if entry is None:
         return None
@@ -98,7 +100,9 @@ def _sr_pair(block: np.ndarray, predictor: BicubicPredictor | TorchPredictor, sp
     from ..model.predictors import torch_threads
 
     torch_threads(threads)
-    y, sums = super_resolve_block_sums(block, predictor, spec, block_pads(spec.halo, block_info))
+    # uint16 DN when the output is quantised (half the bytes to hold between tasks and to copy from the device;
+    # the write stores them as they are): ``_values`` decodes them for whoever reads the layers as reflectance
+    y, sums = super_resolve_block_sums(block, predictor, spec, block_pads(spec.halo, block_info), dn=True)
     release_memory()  # the chunk function's temporaries' pages back to the OS (s2sr_cloud._process)
     return y, sums.reshape(sums.shape[0], -1, 1, 1)
 
@@ -109,6 +113,11 @@ def _replicate(a: np.ndarray, k: int) -> np.ndarray:
 
 def _first(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return pair[0]
+
+
+def _values(y: np.ndarray, spec: BlockSpec) -> np.ndarray:
+    """An SR output block as float32 reflectance (NaN on nodata): DN decoded, float as it is."""
+    return decode_dn(y, spec) if y.dtype == np.uint16 else y
 
 
 def _second(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -214,15 +223,18 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
                                  meta=np.empty((0, 0, 0, 0), np.float32), name="s2sr-super-resolve")
     # what consumes an SR task's result runs before the next SR task (a higher priority): otherwise a worker
     # went on super-resolving while finished blocks waited for their write, and memory grew with the area
+    out_dtype = np.uint16 if quantize else np.float32
     with dask.annotate(priority=DOWNSTREAM_PRIORITY):
-        y = pair.map_blocks(_first, chunks=out_chunks, dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32),
-                            name="s2sr-sr-output")
+        stored = pair.map_blocks(_first, chunks=out_chunks, dtype=out_dtype, meta=np.empty((0, 0, 0, 0), out_dtype),
+                                 name="s2sr-sr-output")
+        y = stored.map_blocks(_values, spec, dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32),
+                              name="s2sr-sr-values") if quantize else stored
         nsum = len(COMPARISONS) * (len(bands) + 1) * NSUM
         sums = pair.map_blocks(_second, dtype=np.float64,
                                chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
                                meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
         layers = [y[:, i] for i in range(len(bands) + 1)]  # the slicing tasks carry the priority too
-    _LAYER_SOURCES[tuple(a.name for a in layers)] = (y.name, y.chunks, y._meta)
+    _LAYER_SOURCES[tuple(a.name for a in layers)] = (stored.name, stored.chunks, stored._meta)
     while len(_LAYER_SOURCES) > _LAYER_SOURCES_KEPT:
         _LAYER_SOURCES.popitem(last=False)
 

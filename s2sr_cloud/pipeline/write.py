@@ -233,6 +233,8 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
             raise OutputError(f"{store.redact_url(url)} is not empty: nothing was written; choose an absent path")
 
     stacked = layer_source([out[n].data for n in names])  # the SR output itself, when these are all its layers
+    if stacked is not None and stacked.dtype == np.uint16 and dtype != "uint16":
+        stacked = None  # DN blocks into a float store: the decoded layers instead
     if stacked is None:
         with dask.annotate(priority=DOWNSTREAM_PRIORITY):  # a finished block is written before the next is made
             stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
