@@ -10,7 +10,7 @@ Figures:
   ensemble 1), float reflectance and uint16 store DN.
 - ``consistency_max_abs``: max |output averaged over each native footprint - input| on the device (float path).
 - ``nan_isolated``: one NaN input pixel makes NaN exactly its own footprint in the output.
-- per scale (4, 10), at the default chunk of graph.default_chunk (core 798 at x4, 318 at x10 input px, with the
+- per scale (4, 10), at the default chunk of graph.default_chunk (core 798 at x4, 384 at x10 input px, with the
   real halo): chunk-function seconds, network seconds, ``post_fraction``, output megapixels (all 12 bands) per
   second, and the bare network forward on the same core in memory.
 - ``autocast_bf16_delta_db``: PSNR change of bf16 autocast vs fp32 (Wald x2 on the sample's 10 m bands).
@@ -43,7 +43,7 @@ MODEL = default_model()  # the shipped default (s2sr-v2)
 
 SAMPLE = ROOT / "s2sr_cloud" / "sample"
 BANDS, FACTORS = nets.S2_BANDS, nets.S2_FACTORS
-CHUNK = {4: 798, 10: 318}  # graph.default_chunk(scale) at the default 2.0 GiB budget (graph needs dask)
+CHUNK = {4: 798, 10: 384}  # graph.default_chunk(scale) at the default 2.2 GiB budget (graph needs dask)
 QUANTUM = (1e-4, -0.1)
 
 

@@ -27,7 +27,33 @@ import numpy as np  # noqa: E402
 import s2sr_cloud  # noqa: E402
 import torch  # noqa: E402
 from s2sr_cloud.pipeline import graph  # noqa: E402
+from distributed import get_task_stream  # noqa: E402
 from s2sr_cloud.pipeline.cluster import dask_client  # noqa: E402
+
+
+def task_prefixes(stream: list[dict]) -> dict[str, dict]:
+    """A dask task stream -> per task prefix (read, overlap, SR, write...): count, compute thread-seconds, and the
+    first start and last end, in seconds from the first task's start: where an end-to-end run's time goes."""
+    from dask.utils import key_split
+
+    from s2sr_cloud.bands import ALL_BANDS
+
+    def prefix(key) -> str:  # odc-stac's read tasks are named by band
+        k = key_split(key)
+        return "read (B01..B12)" if k in ALL_BANDS else k
+
+    spans = [(prefix(t["key"]), ss["start"], ss["stop"]) for t in stream for ss in t.get("startstops", ())
+             if ss.get("action") == "compute"]
+    if not spans:
+        return {}
+    t0 = min(a for _, a, _ in spans)
+    out: dict[str, dict] = {}
+    for k, a, b in spans:
+        v = out.setdefault(k, {"n": 0, "s": 0.0, "first": a - t0, "last": b - t0})
+        v["n"] += 1
+        v["s"] += b - a
+        v["first"], v["last"] = min(v["first"], a - t0), max(v["last"], b - t0)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["s"]))
 
 
 def worker_timing(on: bool, dask_worker=None):
@@ -100,8 +126,10 @@ def main() -> None:
                 ds = s2sr_cloud.load(items, geometry=geom, chunk=chunk)
                 sr = s2sr_cloud.super_resolve(ds, 4, "default", ensemble=ens, gpu=None if not threads else units > 0)
                 t1 = time.perf_counter()
-                s2sr_cloud.write(sr, str(out), client=client)
+                with get_task_stream(client=client) as ts:
+                    s2sr_cloud.write(sr, str(out), client=client)
                 e2e = time.perf_counter() - t0
+                tasks = task_prefixes(ts.data)
                 parts = [p for p in client.run(worker_timing, False).values() if p]
                 workers = len(client.scheduler_info(n_workers=-1)["workers"])
                 rss = max(client.run(R.peak_rss_gib).values())
@@ -113,7 +141,7 @@ def main() -> None:
                  "chunks": n_chunks, "out_mpx_all_bands_per_s": out_mpx / e2e, "worker_peak_rss_gib": rss,
                  "sr_task_parts_s": {k: round(sum(p.get(k, 0.0) for p in parts), 3)
                                      for k in (parts[0] if parts else {})},
-                 "tile_10980_hours": 10980 ** 2 * 16 * 12 / 1e6 / (out_mpx / e2e) / 3600}
+                 "tile_10980_hours": 10980 ** 2 * 16 * 12 / 1e6 / (out_mpx / e2e) / 3600, "tasks": tasks}
             layout = (f"1 worker x {threads} thread(s), GPU units {units or 'unrestricted'}" if threads else
                       f"s2sr run's local cluster, {'GPU' if units else 'CPU'} layout, {workers} worker(s)")
             res[f"ens_{ens_s}_threads_{threads}_units_{units}" if threads else
@@ -123,6 +151,9 @@ def main() -> None:
                   f"{bare:.2f} s -> pipeline_efficiency {bare / e2e:.3f}; {out_mpx / e2e:.1f} output Mpx/s (12 bands);"
                   f" worker peak RSS {rss:.2f} GiB; a 10980 px tile at this rate {r['tile_10980_hours']:.2f} h; "
                   f"SR task parts {r['sr_task_parts_s']}", flush=True)
+            print("  tasks by prefix (count, compute thread-s, first start .. last end in s from the first task): "
+                  + "; ".join(f"{k} {v['n']}, {v['s']:.2f}, {v['first']:.2f}..{v['last']:.2f}"
+                              for k, v in tasks.items()), flush=True)
     print(json.dumps(res), flush=True)
 
 

@@ -114,3 +114,9 @@ def test_head_strips_are_sized_by_the_device():
     assert nets.head_strip_px("cuda", 8 * 2**30) == 2**24
     assert nets.head_strip_px("cuda", 1 * 2**30) == 2**22
     assert nets.head_strip_px("cuda", None) == 2**22
+    # the statistics sums' strips follow the same rule (ops.tops.strip_px): a whole default block on an 80 GB card
+    from s2sr_cloud.ops import block, tops
+
+    assert tops.strip_px(block.STRIP_OUTPUT_PX, block.STATS_BYTES_PER_PX, "cpu", 80 * 2**30) == 2**20
+    assert tops.strip_px(block.STRIP_OUTPUT_PX, block.STATS_BYTES_PER_PX, "cuda", 80 * 2**30) > 4056**2
+    assert block.strip_rows(1014, 4) == 2**20 // (1014 * 16)

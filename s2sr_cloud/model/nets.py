@@ -11,7 +11,7 @@ from torch import nn
 
 from ..bands import ALL_BANDS, BY_RESOLUTION, FACTORS_10M
 from ..ops.resample import RELAX, SMOOTH_ITERS
-from ..ops.tops import Sides, contract_nonneg, crop_sides, least_sides, sides
+from ..ops.tops import Sides, contract_nonneg, crop_sides, device_memory, least_sides, sides, strip_px
 
 
 class ResidualSR(nn.Module):
@@ -49,19 +49,13 @@ class ResidualSR(nn.Module):
 
 NORM = 0.3  # reflectance scale the networks see (inputs / NORM)
 HEAD_STRIP_PX = 2**22  # output pixels per strip of BandSR's output head at inference on CPU (its temporaries' size)
-# On CUDA a strip may hold 1 / HEAD_STRIP_MEMORY_SHARE of the device's memory at HEAD_BYTES_PER_PX: 2**22 px strips
-# cost an H100 10% (x4) and 36% (x10) of the network's time against the whole head at once, for 1.4 GiB of its 80
-# (benchmarks/RESULTS.md, round 11); a small card still gets strips.
 HEAD_BYTES_PER_PX = 64  # the head's float32 temporaries per output pixel: 4 feature channels, about 4 copies
-HEAD_STRIP_MEMORY_SHARE = 8
 
 
 def head_strip_px(device_type: str, device_memory: int | None = None) -> int:
     """Output pixels per strip of BandSR's output head at inference: ``HEAD_STRIP_PX`` on CPU; on a CUDA device
-    of ``device_memory`` bytes, the larger of that and 1 / HEAD_STRIP_MEMORY_SHARE of the device's memory."""
-    if device_type != "cuda" or not device_memory:
-        return HEAD_STRIP_PX
-    return max(HEAD_STRIP_PX, device_memory // (HEAD_STRIP_MEMORY_SHARE * HEAD_BYTES_PER_PX))
+    of ``device_memory`` bytes, strips of up to an eighth of its memory (``ops.tops.strip_px``)."""
+    return strip_px(HEAD_STRIP_PX, HEAD_BYTES_PER_PX, device_type, device_memory)
 
 
 def block_mean_t(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -211,8 +205,7 @@ class BandSR(nn.Module):
     def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
         f = self.body(F.relu(self.head(x / NORM)))
         n, _, h, w = x.shape
-        mem = torch.cuda.get_device_properties(x.device).total_memory if x.device.type == "cuda" else None
-        rows = max(1, head_strip_px(x.device.type, mem) // (n * w * scale * scale))
+        rows = max(1, head_strip_px(x.device.type, device_memory(x.device)) // (n * w * scale * scale))
         if rows >= h or torch.is_grad_enabled():  # small, or training: the whole head at once
             return bicubic_t(x, scale) + self._residual(f, scale) * NORM
         # inference on a large input: the output-grid head (scale^2 x feats channels per low-resolution pixel)

@@ -18,6 +18,25 @@ import torch.nn.functional as F
 from .resample import RELAX, SMOOTH_ITERS
 
 
+DEVICE_MEMORY_SHARE = 8  # on CUDA, one strip's temporaries may take up to this share of the device's memory
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory of a CUDA device; None on CPU."""
+    return torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+
+
+def strip_px(cpu_px: int, bytes_per_px: int, device_type: str, memory: int | None = None) -> int:
+    """Output pixels per strip of a step done in strips to bound its temporaries (``bytes_per_px`` per output
+    pixel): ``cpu_px`` on CPU (a worker's memory budget counts them); on a CUDA device of ``memory`` bytes the
+    larger of that and 1 / DEVICE_MEMORY_SHARE of its memory. Small strips cost a GPU kernel launches and
+    recomputed margins: 2**22 px strips of the band SR head ran 10% (x4) / 36% (x10) slower on an H100 than the
+    whole head (benchmarks/RESULTS.md, round 11)."""
+    if device_type != "cuda" or not memory:
+        return cpu_px
+    return max(cpu_px, memory // (DEVICE_MEMORY_SHARE * bytes_per_px))
+
+
 def block_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     """Mean over non-overlapping k x k footprints of the last two axes (NaN anywhere -> NaN)."""
     if k == 1:

@@ -30,17 +30,20 @@ from ..errors import ConfigError
 from ..ops.halo import ChunkError, check_chunks, plan_chunks, required_halo
 from ..ops.stats import COMPARISONS, NSUM
 
-# Bytes a worker holds per output pixel of a chunk: 13 float32 channels (12 bands + detail), four times over at
-# the peak: the chunk function's three (the result, one band group's prediction, one band's float64 temporaries
-# of the consistency layer; the network's output head runs in strips), plus the previous chunk's result, which a
-# worker still holds when it starts its next SR task (the next task is already queued on the worker when the
-# finished block's write arrives from the scheduler: benchmarks/rss_diag.py found 767 MB of it held at a dask
-# worker's peak, x10, 384 px chunks). Measured on CPU (benchmarks/RESULTS.md, round 10): the chunk function alone
-# peaks at 2.0-2.2 GiB at 840 px (x4) and 1.9-2.1 GiB at 336 px (x10); dask workers at x10, 336 px chunks, at
-# 2.44-3.04 GiB, hence the budget of 2.0 GiB (798 / 318 px).
-BYTES_PER_OUTPUT_PX = 13 * 4 * 4
+# Bytes a worker holds per output pixel of a chunk, at the peak: the chunk function's uint16 DN result (13 x 2 B),
+# the previous chunk's, which a worker still holds when it starts its next SR task (the next task is already
+# queued on the worker when the finished block's write arrives from the scheduler: benchmarks/rss_diag.py found
+# it held at a dask worker's peak), one band group's float32 prediction (6 x 4 B), one band's float64
+# temporaries of the consistency layer (about 4 x 8 B; the network's output head runs in strips), and what the
+# network and the allocator add (48 B, measured). Measured on CPU (benchmarks/RESULTS.md, round 11): the chunk
+# function alone peaks at 1.75-1.82 GiB at 798 px (x4) and 2.09-2.17 GiB at 384 px (x10); two dask workers at
+# x10, 384 px chunks, at 2.74 GiB.
+BYTES_PER_OUTPUT_PX = 26 + 26 + 24 + 32 + 48
+# Input pixels per chunk side at most, whatever the budget: on CPU the chunk function ran 9% slower per output
+# pixel at 972 px than at 798 (x4, --ensemble 1, alternating: benchmarks/chunk_memory.py), past the halo's gain.
+MAX_CHUNK_INPUT_PX = 798
 DOWNSTREAM_PRIORITY = 1  # dask priority of the tasks that consume SR results (write.py uses it too)
-WORKER_BUDGET_GIB = 2.0  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
+WORKER_BUDGET_GIB = 2.2  # per-worker memory for one chunk's data, on top of the process (torch, dask, GDAL)
 
 
 # The SR outputs whose layers ``super_resolve`` sliced: the layers' array names, in order -> the name, chunks and
@@ -66,17 +69,18 @@ def layer_source(arrays: list) -> da.Array | None:
 
 
 def worker_budget_bytes() -> int:
-    """``S2SR_CHUNK_MEMORY_GIB`` (default 2.0): the memory one chunk's data may take on a worker. The default
+    """``S2SR_CHUNK_MEMORY_GIB`` (default 2.2): the memory one chunk's data may take on a worker. The default
     keeps a dask worker's peak under 3 GiB and the default x4 chunk (798 input px) large enough that the halo
-    costs <= 1.25x the network pixels (benchmarks/run.py's halo_overhead_x4: 1.22; x10, 318 px: 1.63)."""
+    costs <= 1.25x the network pixels (benchmarks/run.py's halo_overhead_x4: 1.22; x10, 384 px: 1.51)."""
     return int(env_number("S2SR_CHUNK_MEMORY_GIB", WORKER_BUDGET_GIB, float) * 2**30)
 
 
 def default_chunk(scale: int) -> int:
     """Input pixels per chunk side from the per-worker memory budget: the largest square chunk whose output
-    (12 bands + detail, at ``scale``) fits ``worker_budget_bytes``; a multiple of 6 (the 60 m grid)."""
+    (12 bands + detail, at ``scale``) fits ``worker_budget_bytes``, at most ``MAX_CHUNK_INPUT_PX``; a multiple of
+    6 (the 60 m grid). At the default budget: 798 px at x4 (the cap), 384 at x10."""
     out_side = math.sqrt(worker_budget_bytes() / BYTES_PER_OUTPUT_PX)
-    return max(48, int(out_side / scale) // 6 * 6)
+    return max(48, min(MAX_CHUNK_INPUT_PX, int(out_side / scale)) // 6 * 6)
 
 
 def _stack_bands(*blocks: np.ndarray) -> np.ndarray:
