@@ -71,7 +71,7 @@ def main() -> None:
     base = rss_gib()
     threading.Thread(target=sample, daemon=True).start()
     t0 = time.perf_counter()
-    y, _ = B.super_resolve_block_sums(xp, p, spec)
+    y, _ = B.super_resolve_block_sums(xp, p, spec, **R.AS_PIPELINE)
     seconds = time.perf_counter() - t0
     part[0] = "end"
     time.sleep(0.05)

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import math
+import inspect
 import os
 import resource
 import shutil
@@ -50,6 +51,9 @@ TILE = SHARED / "s2a_29rkh_20200219_l2a_decimated"
 BANDS = nets.S2_BANDS
 ASSETS = {"coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
           "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "swir16": "B11", "swir22": "B12"}
+# the chunk function as the pipeline calls it: uint16 DN out when quantised (round 11), not decoded on the host
+AS_PIPELINE = {"dn": True} if "dn" in inspect.signature(getattr(B, "super_resolve_block_sums", len)).parameters \
+    else {}
 NEW = hasattr(B, "super_resolve_block_sums")  # this change (torch chunk function) or the code before it
 
 
@@ -276,7 +280,7 @@ def chunk_parts(x: np.ndarray, scale: int, ensemble: int | None, device: str, co
     if NEW:
         B.set_timing(True)
         t0 = time.perf_counter()
-        B.super_resolve_block_sums(xp, p, spec)
+        B.super_resolve_block_sums(xp, p, spec, **AS_PIPELINE)
         total = time.perf_counter() - t0
         net = B.TIMINGS["network"]
         parts = dict(B.TIMINGS)
