@@ -308,3 +308,19 @@ def test_quantised_output_written_to_uint16_and_float_stores(sample_ds, tmp_path
                     assert np.array_equal(st[b].values, ref[b].values, equal_nan=True), b
                 else:  # CF-decoded with the float32 scale and offset
                     assert np.nanmax(np.abs(st[b].values - ref[b].values)) < 1e-6, b
+
+
+def test_default_chunks_come_from_the_memory_budget_up_to_the_cap(monkeypatch):
+    """Default chunk sides: the budget's (156 B per output pixel of 12 bands + detail, S2SR_CHUNK_MEMORY_GIB, 2.2
+    GiB by default), a multiple of 6, at most 798 input px (larger chunks ran slower per pixel on CPU): x4 at the
+    cap, x10 384 px; a smaller budget shrinks both, a larger one cannot pass the cap."""
+    from s2sr_cloud.pipeline import graph
+
+    monkeypatch.delenv("S2SR_CHUNK_MEMORY_GIB", raising=False)
+    assert (graph.default_chunk(4), graph.default_chunk(10)) == (798, 384)
+    out_px = (384 * 10) ** 2
+    assert out_px * graph.BYTES_PER_OUTPUT_PX <= 2.2 * 2**30 < (390 * 10) ** 2 * graph.BYTES_PER_OUTPUT_PX
+    monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "1.0")
+    assert (graph.default_chunk(4), graph.default_chunk(10)) == (654, 258)
+    monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "64")
+    assert (graph.default_chunk(4), graph.default_chunk(10)) == (798, 798)
