@@ -105,7 +105,7 @@ def _sr_pair(block: np.ndarray, predictor: BicubicPredictor | TorchPredictor, sp
 
     torch_threads(threads)
     # uint16 DN when the output is quantised (half the bytes to hold between tasks and to copy from the device;
-    # the write stores them as they are): ``_values`` decodes them for whoever reads the layers as reflectance
+    # the write stores them as they are): ``decode_dn`` decodes them for whoever reads the layers as reflectance
     y, sums = super_resolve_block_sums(block, predictor, spec, block_pads(spec.halo, block_info), dn=True)
     release_memory()  # the chunk function's temporaries' pages back to the OS (s2sr_cloud._process)
     return y, sums.reshape(sums.shape[0], -1, 1, 1)
@@ -117,11 +117,6 @@ def _replicate(a: np.ndarray, k: int) -> np.ndarray:
 
 def _first(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return pair[0]
-
-
-def _values(y: np.ndarray, spec: BlockSpec) -> np.ndarray:
-    """An SR output block as float32 reflectance (NaN on nodata): DN decoded, float as it is."""
-    return decode_dn(y, spec) if y.dtype == np.uint16 else y
 
 
 def _second(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -231,7 +226,7 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
     with dask.annotate(priority=DOWNSTREAM_PRIORITY):
         stored = pair.map_blocks(_first, chunks=out_chunks, dtype=out_dtype, meta=np.empty((0, 0, 0, 0), out_dtype),
                                  name="s2sr-sr-output")
-        y = stored.map_blocks(_values, spec, dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32),
+        y = stored.map_blocks(decode_dn, spec, dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32),
                               name="s2sr-sr-values") if quantize else stored
         nsum = len(COMPARISONS) * (len(bands) + 1) * NSUM
         sums = pair.map_blocks(_second, dtype=np.float64,
