@@ -208,6 +208,10 @@ class _Recorder:
         self.calls.append((tuple(x.shape[-2:]), crop))
         return self.p.predict_t(x, factors, scale, crop)
 
+    def predict_bands_t(self, x, factors, scale, crops, band_batch=1):
+        self.calls.append((tuple(x.shape[-2:]), crops))
+        return self.p.predict_bands_t(x, factors, scale, crops, band_batch)
+
 
 def test_area_edges_cost_the_network_no_halo():
     """A one-chunk area: the predictor gets the area itself (no mirrored halo) and keeps every side whole; a corner

@@ -200,9 +200,9 @@ class SlowBicubic(BicubicPredictor):
     scheduler's messages. (With bicubic's few-millisecond tasks, the order was decided by the race between a free
     worker starting its next SR task and the scheduler sending the finished one's write.)"""
 
-    def predict_t(self, *args, **kwargs):
+    def predict_bands_t(self, *args, **kwargs):  # what the chunk function calls, once per block
         time.sleep(0.2)
-        return super().predict_t(*args, **kwargs)
+        return super().predict_bands_t(*args, **kwargs)
 
 
 def _held_results(sample_ds, out: str, priority: bool) -> tuple[int, float]:

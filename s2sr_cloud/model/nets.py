@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -381,6 +381,62 @@ def s2srnet_windows(net: "S2SRNet", crop: "int | Sides | dict[int, int | Sides]"
     return w
 
 
+def s2srnet_band_regions(net: "S2SRNet", x: torch.Tensor, scale: int,
+                         crop: "int | Sides | dict[int, int | Sides]" = 0, ensemble: int | None = None,
+                         band_batch: int = 1, order: "tuple[int, ...]" = (1, 2, 6)
+                         ) -> Iterator[tuple[int, list[int], torch.Tensor]]:
+    """The band SR of ``s2srnet_forward_region``, ``band_batch`` bands at a time: yields (f, positions of the bands
+    within group f (``GROUP_INDEX[f]``), their prediction (N, nb, ...) on group f's own region, x cropped by
+    ``crops[f]``), group by group in ``order``. Each group's sharpened input is made once, when its first bands are
+    asked for; each prediction only when asked for (the caller holds ``band_batch`` bands' prediction at a time,
+    not a group's: at x10 one band of a 798 px block is 0.25 GB in float32). A yielded prediction may be a view of
+    a slightly larger window's."""
+    crops = group_crops(crop)
+    n, _, h, w = x.shape
+    win = s2srnet_windows(net, crops)
+    for f in order:
+        idx = GROUP_INDEX[f]
+        sharp, a = _group_input(net, x, win, f, ensemble)
+        cf = crops[f]
+        off = _minus(cf, a)  # group f's region within the window
+        gh, gw = (h - cf[0] - cf[1]) * scale, (w - cf[2] - cf[3]) * scale
+        hh, ww = sharp.shape[-2:]
+        for i in range(0, len(idx), band_batch):
+            part = sharp[:, i:i + band_batch]
+            nb = part.shape[1]
+            y = net.super_resolve(part.reshape(n * nb, 1, hh, ww), scale, ensemble).reshape(n, nb, hh * scale,
+                                                                                               ww * scale)
+            yield f, list(range(i, i + nb)), y[..., off[0] * scale:off[0] * scale + gh,
+                                               off[2] * scale:off[2] * scale + gw]
+        del sharp
+
+
+def _minus(p: Sides, q: Sides) -> Sides:
+    return tuple(u - v for u, v in zip(p, q, strict=True))  # type: ignore[return-value]
+
+
+def _group_input(net: "S2SRNet", x: torch.Tensor, win: dict[str, Sides], f: int, ensemble: int | None
+                 ) -> tuple[torch.Tensor, Sides]:
+    """Group f's input to the band SR (the 10 m bands as they are; the 20 m bands sharpened, the 60 m bands by
+    the consistent bicubic path or the 60 m network), on its window ``win[f"sr{f}"]``: (bands, window)."""
+    if f == 1:
+        a = win["sr1"]
+        return crop_sides(x[:, I10], a), a
+    if f == 2:
+        a20, b = win["sr2"], win["sharpen20"]
+        xs = crop_sides(x, b)
+        lr20 = block_mean_t(xs[:, I20], 2)
+        s20 = project_t(net.sharpen20_ens(xs[:, I10], lr20, ensemble), lr20, 2)
+        return crop_sides(s20, _minus(a20, b)), a20
+    a60 = win["sr6"]
+    if net.learn60:
+        return crop_sides(net.sharpen(x, ensemble)[:, I60], a60), a60
+    b = win["lr60"]
+    lr60 = block_mean_t(crop_sides(x[:, I60], b), 6)
+    s60 = project_t(bicubic_t(lr60, 6), lr60, 6)
+    return crop_sides(s60, _minus(a60, b)), a60
+
+
 def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int,
                            crop: "int | Sides | dict[int, int | Sides]" = 0, ensemble: int | None = None,
                            band_batch: int = 12, only: int | None = None) -> torch.Tensor:
@@ -397,52 +453,17 @@ def s2srnet_forward_region(net: "S2SRNet", x: torch.Tensor, scale: int,
     layer reads (the 60 m layer reads 6x further).
 
     ``only`` (a native factor): compute that group alone and return its bands only, on its own region (crop
-    c_only): the same values, and the other groups' networks do not run. The chunk function asks for one group
-    at a time, so only one group's prediction is held at once."""
+    c_only): the same values, and the other groups' networks do not run. ``s2srnet_band_regions`` gives the
+    same bands a few at a time (the chunk function's way)."""
     crops = group_crops(crop)
     c0 = least_sides(crops.values()) if only is None else crops[only]
     n, c, h, w = x.shape
-    oh, ow = (h - c0[0] - c0[1]) * scale, (w - c0[2] - c0[3]) * scale
-    out = x.new_empty(n, c if only is None else len(GROUP_INDEX[only]), oh, ow)
-    win = s2srnet_windows(net, crops)
-
-    def minus(p: Sides, q: Sides) -> Sides:
-        return tuple(u - v for u, v in zip(p, q, strict=True))  # type: ignore[return-value]
-
-    def band_sr(sharp: torch.Tensor, a: Sides, f: int, idx: list[int]) -> None:
-        """sharp: the bands' sharpened input on the window a (per side)."""
-        hh, ww = sharp.shape[-2:]
+    out = x.new_empty(n, c if only is None else len(GROUP_INDEX[only]), (h - c0[0] - c0[1]) * scale,
+                      (w - c0[2] - c0[3]) * scale)
+    for f, ks, y in s2srnet_band_regions(net, x, scale, crops, ensemble, band_batch,
+                                          (1, 2, 6) if only is None else (only,)):
         cf = crops[f]
-        off, at = minus(cf, a), minus(cf, c0)  # group f's region within the window, within the result
-        gh, gw = (h - cf[0] - cf[1]) * scale, (w - cf[2] - cf[3]) * scale
-        chans = idx if only is None else list(range(len(idx)))
-        for i in range(0, len(idx), band_batch):
-            part = sharp[:, i:i + band_batch]
-            nb = part.shape[1]
-            y = net.super_resolve(part.reshape(n * nb, 1, hh, ww), scale, ensemble).reshape(n, nb, hh * scale,
-                                                                                               ww * scale)
-            out[:, chans[i:i + nb], at[0] * scale:at[0] * scale + gh, at[2] * scale:at[2] * scale + gw] = \
-                y[..., off[0] * scale:off[0] * scale + gh, off[2] * scale:off[2] * scale + gw]
-
-    if only in (None, 1):
-        a = win["sr1"]
-        band_sr(crop_sides(x[:, I10], a), a, 1, I10)
-
-    if only in (None, 2):
-        a20, b = win["sr2"], win["sharpen20"]
-        xs = crop_sides(x, b)
-        lr20 = block_mean_t(xs[:, I20], 2)
-        s20 = project_t(net.sharpen20_ens(xs[:, I10], lr20, ensemble), lr20, 2)
-        band_sr(crop_sides(s20, minus(a20, b)), a20, 2, I20)
-
-    if only in (None, 6):
-        a60 = win["sr6"]
-        if net.learn60:
-            s60_all = net.sharpen(x, ensemble)[:, I60]
-            band_sr(crop_sides(s60_all, a60), a60, 6, I60)
-        else:
-            b = win["lr60"]
-            lr60 = block_mean_t(crop_sides(x[:, I60], b), 6)
-            s60 = project_t(bicubic_t(lr60, 6), lr60, 6)
-            band_sr(crop_sides(s60, minus(a60, b)), a60, 6, I60)
+        at = _minus(cf, c0)  # group f's region within the result
+        chans = [GROUP_INDEX[f][k] for k in ks] if only is None else ks
+        out[:, chans, at[0] * scale:at[0] * scale + y.shape[-2], at[2] * scale:at[2] * scale + y.shape[-1]] = y
     return out

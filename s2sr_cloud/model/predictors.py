@@ -53,26 +53,36 @@ class BicubicPredictor:
         """Torch path: (T, C, H, W) on the device -> the upsampling of x cropped by ``crop`` (per native factor
         when a dict; the result is cropped by the smallest and each group filled on its own region); band b is
         exact wherever it lies ``reach[b]`` grid pixels inside x."""
-        # float64: the uint16 store's rounding is discontinuous, and float32 last-bit differences between a whole
-        # and a chunked run flipped 1-DN roundings of near-tied pixels (measured: tests/test_pipeline.py)
         from .nets import group_crops
 
         t, c, h, w = x.shape
         crops = group_crops(crop, factors)
         c0 = tops.least_sides(crops.values())
         out = x.new_empty(t, c, (h - c0[0] - c0[1]) * scale, (w - c0[2] - c0[3]) * scale, dtype=torch.float64)
+        for f, ks, up in self.predict_bands_t(x, factors, scale, crops, band_batch=c):
+            ay, ax = (crops[f][0] - c0[0]) * scale, (crops[f][2] - c0[2]) * scale
+            out[:, [groups(factors)[f][k] for k in ks], ay:ay + up.shape[-2], ax:ax + up.shape[-1]] = up
+        return out
+
+    def predict_bands_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crops: dict[int, tops.Sides],
+                        band_batch: int = 1) -> Iterator[tuple[int, list[int], torch.Tensor]]:
+        """``predict_t`` ``band_batch`` bands at a time, group by group in ``groups(factors)`` order: yields (f,
+        positions of the bands within group f, their upsampling on group f's region, x cropped by ``crops[f]``),
+        each made when asked for. float64: the uint16 store's rounding is discontinuous, and float32 last-bit
+        differences between a whole and a chunked run flipped 1-DN roundings of near-tied pixels (measured:
+        tests/test_pipeline.py)."""
+        h, w = x.shape[-2:]
         for f, idx in groups(factors).items():
             cf = crops[f]
             r = (2 + self.fill_iters) * f
             a = tuple(max(0, v - r) // f * f for v in cf)  # the native grid of f, with the upsampling's context
             nat = tops.block_mean(tops.crop_sides(x[:, idx], a).double(), f)
             filled, _ = tops.fill_nan(nat, self.fill_iters)
-            up = tops.bicubic(filled, f * scale)
             oy, ox = (cf[0] - a[0]) * scale, (cf[2] - a[2]) * scale
-            ay, ax = (cf[0] - c0[0]) * scale, (cf[2] - c0[2]) * scale
             gh, gw = (h - cf[0] - cf[1]) * scale, (w - cf[2] - cf[3]) * scale
-            out[:, idx, ay:ay + gh, ax:ax + gw] = up[..., oy:oy + gh, ox:ox + gw]
-        return out
+            for i in range(0, len(idx), band_batch):
+                up = tops.bicubic(filled[:, i:i + band_batch], f * scale)
+                yield f, list(range(i, min(i + band_batch, len(idx)))), up[..., oy:oy + gh, ox:ox + gw]
 
 
 def exact_float32() -> None:
@@ -212,39 +222,53 @@ class TorchPredictor:
             return tops.crop_sides(y, c0, scale)
         return self._forward(net, x, scale, crops)
 
-    def _forward(self, net: torch.nn.Module, x: torch.Tensor, scale: int, crops: dict[int, tops.Sides],
-                 only: int | None = None) -> torch.Tensor:
+    def _amp(self, dev: torch.device) -> Any:
+        """bf16 autocast on CUDA when ``autocast`` is set, else nothing."""
+        return (torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast and dev.type == "cuda"
+                else contextlib.nullcontext())
+
+    def _forward(self, net: torch.nn.Module, x: torch.Tensor, scale: int, crops: dict[int, tops.Sides]
+                 ) -> torch.Tensor:
         from . import nets
 
         dev = x.device
         filled, _ = tops.fill_nan(x, 2)
-        amp = (torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast and dev.type == "cuda"
-               else contextlib.nullcontext())
-        with torch.inference_mode(), amp:
+        with torch.inference_mode(), self._amp(dev):
             if isinstance(net, nets.S2SRNet):
                 band_batch = 12 if dev.type == "cuda" else 1  # CPU: one band's features at a time (memory)
-                y = nets.s2srnet_forward_region(net, filled, scale, crops, self.ensemble, band_batch, only)
+                y = nets.s2srnet_forward_region(net, filled, scale, crops, self.ensemble, band_batch)
             else:
                 ens = self.ensemble if self.supports_ensemble else None
                 y = tops.crop_sides(net(filled, scale) if ens is None else net(filled, scale, ens),
                                     tops.least_sides(crops.values()), scale)
         return y.float()
 
-    def predict_groups_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int,
-                         crops: dict[int, tops.Sides]) -> Iterator[tuple[int, torch.Tensor]]:
-        """``predict_t`` one native band group at a time, in ``groups(factors)`` order: yields (f, the group's
-        bands on its own region, x cropped by ``crops[f]``). S2SRNet makes each group only when it is asked for
-        (its groups' networks are separate), so the caller holds one group's prediction at a time: at x10 the
-        whole prediction is 1.4x the output block. Other networks run once and are cut."""
+    def predict_bands_t(self, x: torch.Tensor, factors: tuple[int, ...], scale: int, crops: dict[int, tops.Sides],
+                        band_batch: int = 1) -> Iterator[tuple[int, list[int], torch.Tensor]]:
+        """``predict_t`` ``band_batch`` bands at a time, group by group in ``groups(factors)`` order: yields (f,
+        positions of the bands within group f, their prediction on group f's region, x cropped by ``crops[f]``).
+        S2SRNet makes each group's input once and each band's prediction only when asked for
+        (``nets.s2srnet_band_regions``), so the caller holds ``band_batch`` bands' prediction at a time; other
+        networks run once and are cut."""
         from . import nets
 
         self._entry().check(factors, scale)
         net = cached_model(self.name, x.device)
+        order = tuple(groups(factors))
         if isinstance(net, nets.S2SRNet) and tuple(factors) == tuple(nets.S2_FACTORS) and not self.tile:
-            for f in groups(factors):
-                yield f, self._forward(net, x, scale, crops, only=f)
-            return
-        yield from cut_groups(self.predict_t(x, factors, scale, crops), factors, scale, crops)
+            filled, _ = tops.fill_nan(x, 2)
+            bands = nets.s2srnet_band_regions(net, filled, scale, crops, self.ensemble, band_batch, order)
+            while True:  # the contexts are entered around each step only: a generator must not leak them
+                with torch.inference_mode(), self._amp(x.device):
+                    step = next(bands, None)
+                if step is None:
+                    return
+                f, ks, y = step
+                yield f, ks, y.float()
+        pred = self.predict_t(x, factors, scale, crops)
+        for f, g in cut_groups(pred, factors, scale, crops):
+            for i in range(0, g.shape[1], band_batch):
+                yield f, list(range(i, min(i + band_batch, g.shape[1]))), g[:, i:i + band_batch]
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
         entry = self._entry()

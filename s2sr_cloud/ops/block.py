@@ -39,8 +39,8 @@ class Predictor(Protocol):
     the result is then cropped by the smallest and group f need only be computed on its own region); a side the
     predictor is asked to keep whole (crop 0) is the edge of the whole array, where the prediction is what the
     predictor gives at an array edge. ``predict`` is the numpy convenience for whole arrays. A predictor may also
-    have ``predict_groups_t`` (one native band group at a time, each on its own region: ``group_predictions``),
-    which the chunk function then uses, so it holds one group's prediction at a time.
+    have ``predict_bands_t`` (a few bands at a time, group by group, each on its group's region:
+    ``band_predictions``), which the chunk function then uses, so it holds a band's prediction at a time.
 
     ``is_reference``: the prediction IS the consistent bicubic reference the detail layer measures from (the
     detail layer is then zero). ``loads_model``: a network each worker process loads once (the pipeline loads it
@@ -188,22 +188,38 @@ def _native_group(x: torch.Tensor, f: int, spec: BlockSpec) -> tuple[torch.Tenso
     return _crop(filled, spec.fill_iters), _crop(mask, spec.fill_iters)
 
 
-def _consistent_group(y: torch.Tensor, filled: torch.Tensor, mask: torch.Tensor, k: int, spec: BlockSpec,
-                      quantum: tuple[float, float] | None) -> torch.Tensor:
-    """One native-factor group (footprint k fine pixels). y: prediction over core +- 2 * smooth native pixels
-    (fine pixels); filled, mask: its native target over the same region. Returns the consistent (and quantised)
-    core, NaN on nodata."""
+def _consistent_into(y: torch.Tensor, chans: list[int], pred: torch.Tensor, filled: torch.Tensor,
+                     mask: torch.Tensor, k: int, spec: BlockSpec, quantum: tuple[float, float] | None) -> None:
+    """Bands ``chans`` of the output ``y`` from their prediction (footprint k fine pixels): pred over core +- 2 *
+    smooth native pixels (fine pixels); filled, mask: their native target over the same region. Writes the
+    consistent (and quantised) core, NaN (DN_FILL) on nodata, in strips of rows (``tops.project_strips``): the
+    float64 temporaries are a strip's, not the band's."""
     m = 2 * spec.smooth_iters
     # Quantised output: float64 projection. In float32 the last-bit differences between a whole-array and a
     # chunked run (reductions over different shapes) flip the rounding of near-tied pixels: 1 DN (1e-4) of chunk
     # dependence, measured on the sample (tests/test_pipeline.py). Float output: float32 (<= 1e-5 holds).
-    yc = tops.project(y.double() if quantum is not None else y, filled, k, spec.smooth_iters, crop=m)
-    filled, mask = _crop(filled, m), _crop(mask, m)
-    if quantum is not None:  # uint16 DN, DN_FILL on nodata
-        sf, off = quantum
-        dn = tops.quantize_consistent((yc.double() - off) / sf, torch.round((filled - off) / sf), k)
-        return dn.clamp(0, DN_MAX).masked_fill(tops.replicate(mask, k), DN_FILL).to(torch.uint16)
-    return yc.masked_fill(tops.replicate(mask, k), float("nan")).float()
+    dt = torch.float64 if quantum is not None else pred.dtype
+    rows = strip_native_rows(pred.shape[-1] - 2 * m * k, k, pred.shape[0] * pred.shape[1], pred.device)
+    wn = filled.shape[-1]
+    for r0, r1, yc in tops.project_strips(pred, filled, k, spec.smooth_iters, crop=m, rows=rows, dtype=dt):
+        fs, ms = filled[..., m + r0:m + r1, m:wn - m], tops.replicate(mask[..., m + r0:m + r1, m:wn - m], k)
+        if quantum is not None:  # uint16 DN, DN_FILL on nodata
+            sf, off = quantum
+            out = tops.quantize_consistent((yc.double() - off) / sf, torch.round((fs - off) / sf), k)
+            out = out.clamp(0, DN_MAX).masked_fill(ms, DN_FILL).to(torch.uint16)
+        else:
+            out = yc.masked_fill(ms, float("nan")).float()
+        del yc
+        for j, ci in enumerate(chans):  # band by band: torch has no list indexing into uint16
+            y[:, ci, r0 * k:r1 * k] = out[:, j]
+
+
+def strip_native_rows(w: int, k: int, planes: int, device: torch.device) -> int:
+    """Native rows (k fine rows each) per strip of the consistency and detail layers: about ``STRIP_OUTPUT_PX``
+    output pixels (``planes`` bands x time steps of ``w`` fine pixels a row) on CPU, more on a CUDA device
+    (``tops.strip_px``)."""
+    px = tops.strip_px(STRIP_OUTPUT_PX, STATS_BYTES_PER_PX, device.type, tops.device_memory(device))
+    return max(1, px // max(1, w * k * planes))
 
 
 def _decode_t(dn: torch.Tensor, quantum: tuple[float, float]) -> torch.Tensor:
@@ -238,16 +254,74 @@ def cut_groups(pred: torch.Tensor, factors: tuple[int, ...], scale: int, crops: 
         yield f, tops.crop_sides(pred[:, idx], tuple(a - b for a, b in zip(crops[f], c0, strict=True)), scale)
 
 
-def group_predictions(predictor: Predictor, x: torch.Tensor, factors: tuple[int, ...], scale: int,
-                      crops: dict[int, tops.Sides]) -> Iterator[tuple[int, torch.Tensor]]:
-    """(f, the prediction of group f's bands on its own region) per native group, in ``groups`` order: from the
-    predictor's ``predict_groups_t`` when it has one (a group made only when asked for), else cut from one
-    ``predict_t``."""
-    by_group = getattr(predictor, "predict_groups_t", None)
-    if by_group is not None:
-        yield from by_group(x, factors, scale, crops)
-    else:  # run at the first group asked for (inside the caller's network timer)
-        yield from cut_groups(predictor.predict_t(x, factors, scale, crops), factors, scale, crops)
+def cut_bands(pred: torch.Tensor, factors: tuple[int, ...], scale: int, crops: dict[int, tops.Sides],
+              band_batch: int) -> Iterator[tuple[int, list[int], torch.Tensor]]:
+    """A prediction of all bands (as ``cut_groups`` takes it) -> (f, positions within group f, those bands on
+    group f's region), ``band_batch`` bands at a time, in ``groups`` order."""
+    for f, g in cut_groups(pred, factors, scale, crops):
+        for i in range(0, g.shape[1], band_batch):
+            yield f, list(range(i, min(i + band_batch, g.shape[1]))), g[:, i:i + band_batch]
+
+
+def band_predictions(predictor: Predictor, x: torch.Tensor, factors: tuple[int, ...], scale: int,
+                     crops: dict[int, tops.Sides], band_batch: int) -> Iterator[tuple[int, list[int], torch.Tensor]]:
+    """(f, positions of the bands within group f, their prediction on group f's own region), ``band_batch``
+    bands at a time, group by group in ``groups`` order: from the predictor's ``predict_bands_t`` when it has one
+    (each made only when asked for), else cut from one ``predict_t`` (run at the first request, inside the
+    caller's network timer)."""
+    by_band = getattr(predictor, "predict_bands_t", None)
+    if by_band is not None:
+        yield from by_band(x, factors, scale, crops, band_batch)
+    else:
+        yield from cut_bands(predictor.predict_t(x, factors, scale, crops), factors, scale, crops, band_batch)
+
+
+class _Detail:
+    """The detail layer of a block, band by band: RMS over bands of (output - consistent bicubic reference),
+    accumulated in strips of rows into a float32 sum of squares and a uint8 count per output pixel, and the
+    reference's point-comparison sums per band (the ``point_bicubic`` statistics)."""
+
+    def __init__(self, x: torch.Tensor, h: int, spec: BlockSpec, y: torch.Tensor) -> None:
+        t, c = x.shape[:2]
+        self.xcore, self.spec, self.y = _crop(x, h), spec, y
+        self.acc = torch.zeros((t, *y.shape[-2:]), dtype=torch.float32, device=y.device)
+        self.cnt = torch.zeros((t, *y.shape[-2:]), dtype=torch.uint8, device=y.device)
+        self.ref_sums = torch.zeros((t, c, tops.NSUM), dtype=torch.float64, device=y.device)
+
+    def values(self, ci: int, o0: int, o1: int) -> torch.Tensor:
+        """Output band ci, rows o0:o1, as float32 reflectance (NaN on nodata)."""
+        q = self.spec.quantum
+        v = self.y[:, ci, o0:o1]
+        return v if q is None else _decode_t(v, q)
+
+    def add(self, chans: list[int], native: torch.Tensor, f: int) -> None:
+        """Output bands ``chans`` (already written) against their consistent bicubic reference, made from their
+        native pixels ``native`` (filled, core +- 2 * smooth + 2 native pixels)."""
+        s, si = self.spec.scale, self.spec.smooth_iters
+        k = f * s
+        rows = strip_native_rows(self.y.shape[-1], k, len(chans) * self.y.shape[0], self.y.device)
+        for r0, r1, ref in tops.consistent_bicubic_strips(native, k, si, crop=2 * si + 2, rows=rows):
+            o0, o1 = r0 * k, r1 * k
+            yv = torch.stack([self.values(ci, o0, o1) for ci in chans], 1)
+            ref = ref.masked_fill(torch.isnan(yv), float("nan"))  # NaN where the output is (nodata footprints)
+            for j, ci in enumerate(chans):
+                self.ref_sums[:, ci] += point_sums_t(self.xcore[:, ci, r0 * f:r1 * f], ref[:, j], s)
+            d = (yv - ref) ** 2
+            del yv, ref
+            ok = ~torch.isnan(d)
+            self.acc[:, o0:o1] += torch.where(ok, d, torch.zeros((), device=d.device)).sum(1)
+            self.cnt[:, o0:o1] += ok.sum(1).to(torch.uint8)
+
+    def finish(self) -> torch.Tensor:
+        """Write the detail layer (the output's last channel), in strips; returns the reference's sums."""
+        c = self.ref_sums.shape[1]
+        q = self.spec.quantum
+        rows = strip_native_rows(self.y.shape[-1], 1, self.y.shape[0], self.y.device)
+        for o0, o1 in tops.spans(self.y.shape[-2], rows):
+            d = torch.sqrt(self.acc[:, o0:o1] / self.cnt[:, o0:o1])  # 0/0 -> NaN where every band is nodata
+            self.y[:, c, o0:o1] = d if q is None else _encode_t(d, self.spec.quanta(c + 1)[c])
+        self.acc = self.cnt = None
+        return self.ref_sums
 
 
 def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | tops.Sides | None = None
@@ -277,62 +351,45 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | 
     pr = {f: post_reach(f, si) for f in set(spec.factors)}
     with torch.inference_mode():
         # group f is computed only on core +- pr[f] (what its consistency layer reads), and only up to an area
-        # edge; one group at a time (each made when the loop asks for it, freed after its consistency layer)
+        # edge; ``nb`` bands at a time (each made when the loop asks for it, freed after its consistency and detail
+        # layers), and those layers run in strips of rows: what a block holds grows with its output (uint16 DN and
+        # the detail layer's sums), not with a band group's float prediction and float64 temporaries
+        nb = c if dev.type == "cuda" else 1  # bands per step: on CPU one, so the temporaries stay small
         crops = {f: tuple(0 if o else h - r for o in outer) for f, r in pr.items()}
-        preds = group_predictions(predictor, x, spec.factors, s, crops)
+        preds = band_predictions(predictor, x, spec.factors, s, crops, nb)
         x = tops.pad_sides(x, outer)  # now h pixels of context on every side
         q = spec.quantum
         y = torch.empty((t, c + (1 if spec.detail else 0), ch * s, cw * s),
                         dtype=torch.float32 if q is None else torch.uint16, device=dev)
-
-        def values(ix: list[int]) -> torch.Tensor:  # output bands ix as float32 reflectance, NaN on nodata
-            return y[:, ix] if q is None else torch.stack([_decode_t(y[:, ci], q) for ci in ix], 1)
-        native = {}
+        detail = _Detail(x, h, spec, y) if spec.detail and not predictor.is_reference else None
         e = 2 if spec.detail else 0  # the detail layer's reference reads 2 native pixels more
-        nb = c if dev.type == "cuda" else 1  # bands per step: on CPU one, so float64 temporaries stay small
         for f, idx in groups(spec.factors).items():
-            with _Timer("network", dev):
-                pf, pred = next(preds)
-            assert pf == f, (pf, f)
             with _Timer("consistency", dev):
                 filled, mask = _native_group(_crop(x[:, idx], h - input_reach(f, fi, si, spec.detail)), f, spec)
-                native[f] = filled
-                filled, mask = _crop(filled, e), _crop(mask, e)
-                mirror = tuple(pr[f] * s if o else 0 for o in outer)  # the margin beyond the area edges
-                for i in range(0, len(idx), nb):
-                    sl, ix = slice(i, i + nb), idx[i:i + nb]
-                    yg = tops.pad_sides(pred[:, sl], mirror)
-                    yc = _consistent_group(yg, filled[:, sl], mask[:, sl], f * s, spec, q)
-                    for k, ci in enumerate(ix):  # band by band: torch has no list indexing into uint16
-                        y[:, ci] = yc[:, k]
-                    del yc
-                del pred, yg
+            mirror = tuple(pr[f] * s if o else 0 for o in outer)  # the margin beyond the area edges
+            done = 0
+            while done < len(idx):
+                with _Timer("network", dev):
+                    pf, ks, pred = next(preds)
+                assert pf == f and ks[0] == done, (pf, f, ks, done)
+                sl, chans = slice(ks[0], ks[-1] + 1), [idx[k] for k in ks]
+                done += len(ks)
+                with _Timer("consistency", dev):
+                    yg = tops.pad_sides(pred, mirror)
+                    del pred
+                    _consistent_into(y, chans, yg, _crop(filled[:, sl], e), _crop(mask[:, sl], e), f * s, spec, q)
+                    del yg
+                if detail is not None:
+                    with _Timer("detail", dev):
+                        detail.add(chans, filled[:, sl], f)
+            del filled, mask
         if spec.detail:
             with _Timer("detail", dev):
-                if predictor.is_reference:
+                if detail is None:
                     y[:, c] = 0  # the reference itself: nothing added (0 is DN 0 too: the detail's offset is 0)
                     ref_sums = None
                 else:
-                    ref_sums = torch.zeros((t, c, tops.NSUM), dtype=torch.float64, device=dev)
-                    xcore = _crop(x, h)
-                    acc = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
-                    cnt = torch.zeros((t, ch * s, cw * s), dtype=torch.float32, device=dev)
-                    for f, idx in groups(spec.factors).items():
-                        for i in range(0, len(idx), nb):
-                            ix = idx[i:i + nb]
-                            # the consistent bicubic reference, NaN where the output is (nodata footprints)
-                            ref = tops.consistent_bicubic(native[f][:, i:i + nb], f * s, si, crop=2 * si + 2)
-                            yv = values(ix)
-                            ref = ref.masked_fill(torch.isnan(yv), float("nan"))
-                            for k, ci in enumerate(ix):
-                                ref_sums[:, ci] = point_sums_t(xcore[:, ci], ref[:, k], s)
-                            d = (yv - ref) ** 2
-                            del yv
-                            ok = ~torch.isnan(d)
-                            acc += torch.where(ok, d, torch.zeros((), device=dev)).sum(1)
-                            cnt += ok.sum(1)
-                    detail = torch.sqrt(acc / cnt)  # 0/0 -> NaN where every band is nodata
-                    y[:, c] = detail if q is None else _encode_t(detail, spec.quanta(c + 1)[c])
+                    ref_sums = detail.finish()
         with _Timer("statistics", dev):
             sums = block_sums_t(_crop(x, h), y[:, :c], spec.factors, s, q)
             if spec.detail:

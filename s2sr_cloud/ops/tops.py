@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -164,6 +164,12 @@ def _exact(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
     return contract_nonneg(yd, x, k)
 
 
+def spans(n: int, rows: int | None) -> list[tuple[int, int]]:
+    """[r0, r1) strips of ``rows`` rows covering n (one strip when ``rows`` is None)."""
+    step = n if rows is None else max(1, rows)
+    return [(r, min(n, r + step)) for r in range(0, n, step)] if n > 0 else []
+
+
 def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS, relax: float = RELAX,
             crop: int = 0) -> torch.Tensor:
     """``resample.project`` on tensors: the smooth back-projection steps, then the exact step with footprint
@@ -173,14 +179,38 @@ def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = SMOOTH
 
     The smooth steps run on the native grid (``_smooth_native``), and the fine image gets their sum in ONE
     bicubic upsampling, of the kept part only: the same result to rounding as one upsampling and one footprint
-    mean of the whole image per step."""
+    mean of the whole image per step. ``project_strips`` gives the same in strips of rows."""
+    return next(project_strips(y, x, k, smooth_iters, relax, crop), (0, 0, _crop(y, crop * k)))[2]
+
+
+def project_strips(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS,
+                   relax: float = RELAX, crop: int = 0, rows: int | None = None, dtype: torch.dtype | None = None
+                   ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``project`` in strips of ``rows`` native rows of the result: yields (r0, r1, the result's native rows
+    [r0, r1), i.e. fine rows r0 * k to r1 * k), in ``dtype`` (default y's; y is converted a strip at a time). The
+    smooth steps run on the whole native grid (small); then each strip gets the bicubic upsampling of their sum
+    over its rows (+ 2 native rows of support), the exact step and ``contract_nonneg`` (both per footprint). So
+    the temporaries are a strip's, not the image's; the values are ``project``'s (the upsampling's weights come
+    from strip-local indices: last-bit differences)."""
+    dt = y.dtype if dtype is None else dtype
     xd = x.double()
+    hn, wn = xd.shape[-2:]
+    acc = None
     if smooth_iters:
-        acc = _smooth_native(block_mean(y.double(), k), xd, k, smooth_iters, relax)
-        y = _crop(y, crop * k) + _bicubic_crop(acc.to(y.dtype), k, crop)
-    else:
-        y = _crop(y, crop * k)
-    return _exact(y, _crop(xd, crop), k).to(y.dtype)
+        step = rows or hn
+        means = torch.cat([block_mean(y[..., a * k:b * k, :].double(), k) for a, b in spans(hn, step)], -2)
+        acc = _smooth_native(means, xd, k, smooth_iters, relax).to(dt)
+        del means
+    cl = max(0, crop - 2)  # native columns of the sum upsampled: the kept ones + the 2-pixel bicubic support
+    for r0, r1 in spans(hn - 2 * crop, rows):
+        a0, a1 = r0 + crop, r1 + crop  # native rows of x
+        ys = y[..., a0 * k:a1 * k, crop * k:(wn - crop) * k].to(dt)
+        if acc is not None:
+            lo, hi = max(0, a0 - 2), min(hn, a1 + 2)
+            up = bicubic(acc[..., lo:hi, cl:wn - cl], k)
+            ys = ys + up[..., (a0 - lo) * k:(a1 - lo) * k, (crop - cl) * k:up.shape[-1] - (crop - cl) * k]
+            del up
+        yield r0, r1, _exact(ys, xd[..., a0:a1, crop:wn - crop], k).to(dt)
 
 
 def consistent_bicubic(x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS, relax: float = RELAX,
@@ -189,16 +219,29 @@ def consistent_bicubic(x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS
     bicubic reference of the detail layer. The bicubic upsampling's footprint means are M(x), so the whole
     reference costs ONE upsampling of the kept part: bicubic(x + acc). Equals the cropped projection of the
     upsampling of x cropped by 2 (i.e. with the upsampling's edges outside the projected region) when
-    ``crop`` >= 4."""
+    ``crop`` >= 4. ``consistent_bicubic_strips`` gives the same in strips of rows."""
+    return torch.cat([p for _, _, p in consistent_bicubic_strips(x, k, smooth_iters, relax, crop, dtype)], -2)
+
+
+def consistent_bicubic_strips(x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS, relax: float = RELAX,
+                              crop: int = 0, dtype: torch.dtype = torch.float32, rows: int | None = None
+                              ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``consistent_bicubic`` in strips of ``rows`` native rows of the result: yields (r0, r1, its native rows
+    [r0, r1) upsampled). The smooth steps run on the whole native grid; each strip upsamples its rows of
+    x + their sum (+ 2 native rows of support) and takes the exact step."""
     xd = x.double()
     if not smooth_iters or crop < 4:
-        return project(_crop(bicubic(x.to(dtype), k), 2 * k), _crop(xd, 2), k, smooth_iters, relax,
-                       max(0, crop - 2))
+        yield 0, xd.shape[-2] - 2 * crop, project(_crop(bicubic(x.to(dtype), k), 2 * k), _crop(xd, 2), k,
+                                                  smooth_iters, relax, max(0, crop - 2))
+        return
     h, w = xd.shape[-2:]
     m0 = _crop(_mean_of_bicubic(h, k, xd.device) @ xd @ _mean_of_bicubic(w, k, xd.device).T, 2)
     acc = _smooth_native(m0, _crop(xd, 2), k, smooth_iters, relax)
-    z = _crop(xd, crop - 2) + _crop(acc, crop - 4)
-    return _exact(_crop(bicubic(z.to(dtype), k), 2 * k), _crop(xd, crop), k).to(dtype)
+    z = _crop(xd, crop - 2) + _crop(acc, crop - 4)  # the result's native pixels + 2 on each side
+    del m0, acc
+    for r0, r1 in spans(h - 2 * crop, rows):
+        up = _crop(bicubic(z[..., r0:r1 + 4, :].to(dtype), k), 2 * k)
+        yield r0, r1, _exact(up, xd[..., crop + r0:crop + r1, crop:w - crop], k).to(dtype)
 
 
 def contract_nonneg(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
