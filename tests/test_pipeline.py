@@ -205,15 +205,18 @@ class SlowBicubic(BicubicPredictor):
         return super().predict_bands_t(*args, **kwargs)
 
 
-def _held_results(sample_ds, out: str, priority: bool) -> tuple[int, float]:
-    """One 16-chunk write on one single-threaded worker: the most SR results held at once, and the mean held each
-    time a new one was made. ``priority`` False: the consuming tasks get no priority."""
+def _held_results(sample_ds, out: str, priority: bool, fused: bool = False) -> tuple[int, float, int]:
+    """One 16-chunk write on one single-threaded worker: the most SR results held at once, the mean held each
+    time a new one was made, and the SR tasks run on their own. ``priority`` False: the consuming tasks get no
+    priority. ``fused`` False: SR and write in separate tasks, as on GPU workers."""
     from s2sr_cloud.pipeline import graph, write
 
     with pytest.MonkeyPatch.context() as mp:
         if not priority:
             mp.setattr(graph, "DOWNSTREAM_PRIORITY", 0)
             mp.setattr(write, "DOWNSTREAM_PRIORITY", 0)
+        if not fused:
+            mp.setattr(write, "fused_source", lambda arrays: None)
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             client.register_plugin(HeldResults())
@@ -221,22 +224,27 @@ def _held_results(sample_ds, out: str, priority: bool) -> tuple[int, float]:
             assert sr.sizes["chunk_y"] * sr.sizes["chunk_x"] == 16
             write.write_output(sr, out, client=client)
             return client.run_on_scheduler(lambda dask_scheduler: [
-                (p.most, sum(p.at_new) / len(p.at_new)) for p in dask_scheduler.plugins.values()
+                (p.most, sum(p.at_new) / len(p.at_new), len(p.at_new)) for p in dask_scheduler.plugins.values()
                 if type(p).__name__ == "HeldResults"][0])
 
 
 def test_a_finished_block_is_written_before_the_next_is_made(sample_ds, tmp_path):
     """Worker memory must not grow with the area: on one single-threaded worker, finished blocks are written (and
-    released) as they come, not after more SR tasks. Without the priority of the consuming tasks (the control
-    runs, in the same test so under the same load), dask ran SR tasks ahead and held more finished blocks."""
+    released) as they come, not after more SR tasks. On CPU workers each write task super-resolves its own chunk
+    (``graph.FusedSR``): only the first chunk, super-resolved while the store's template is written, is held
+    between tasks. With SR and write in separate tasks (GPU workers), without the priority of the consuming tasks
+    (the control runs, in the same test so under the same load), dask ran SR tasks ahead and held more finished
+    blocks."""
+    most, _, alone = _held_results(sample_ds, str(tmp_path / "fused.zarr"), True, fused=True)
+    assert most == 1 and alone == 1  # one worker thread: one chunk before the template; 15 fused SR + write tasks
     runs = {p: [_held_results(sample_ds, str(tmp_path / f"{p}{i}.zarr"), p) for i in range(2)] for p in (True, False)}
     # some lookahead is inherent (a free worker starts its next ready SR task before the scheduler has sent the
     # finished block's consumers). Measured with 0.2 s SR tasks, counting chunks super-resolved and not yet
     # written, 4 runs each, idle: the most held 2-3 with the priority, 6 without; the mean held at each new result
     # 1.56-1.69 with, 2.94 without. (Writing the SR task's block with no stacking tasks in between held 4-5 with
     # the priority and 4-6 without: the priority stopped working, so the stacked block stays.)
-    assert max(most for most, _ in runs[True]) <= 3, runs
-    mean = {p: sum(m for _, m in r) / len(r) for p, r in runs.items()}
+    assert max(most for most, _, _ in runs[True]) <= 3, runs
+    mean = {p: sum(m for _, m, _ in r) / len(r) for p, r in runs.items()}
     assert mean[True] < mean[False], runs
 
 
@@ -285,6 +293,37 @@ def test_the_write_takes_sr_blocks_whole_and_honours_changed_layers(sample_ds, t
     for name in names:
         if name != "B04":
             assert np.array_equal(a[name].values, b[name].values, equal_nan=True)
+
+
+def test_write_tasks_that_super_resolve_their_chunk_store_the_same(sample_ds, tmp_path, monkeypatch):
+    """On CPU each write task super-resolves its own chunk (``graph.FusedSR``): the store is the one separate SR and
+    write tasks make, array for array (bands, detail, statistics sums, CRCs, overviews). A graph for GPU workers
+    keeps its SR tasks (they alone hold the GPU resource)."""
+    import zarr
+
+    from s2sr_cloud.io.store import layer_names
+    from s2sr_cloud.pipeline import write
+
+    sr = super_resolve(sample_ds, 4, BicubicPredictor(), chunk=120)
+    names = layer_names(list(sr.attrs["bands"]), sr)
+    assert write.fused_source([sr[n].data for n in names]) is not None
+    gpu = super_resolve(sample_ds, 4, BicubicPredictor(), chunk=120, gpu=True)
+    assert write.fused_source([gpu[n].data for n in names]) is None
+    with dask.config.set(scheduler="threads"):
+        write.write_output(sr, str(tmp_path / "fused.zarr"))
+        monkeypatch.setattr(write, "fused_source", lambda arrays: None)
+        write.write_output(sr, str(tmp_path / "apart.zarr"))
+    a, b = zarr.open_group(str(tmp_path / "fused.zarr"), mode="r"), zarr.open_group(str(tmp_path / "apart.zarr"),
+                                                                                     mode="r")
+    seen = 0
+    for path, arr in a.arrays():
+        assert np.array_equal(arr[...], b[path][...], equal_nan=True), path
+        seen += 1
+    for path, group in a.groups():
+        for sub, arr in group.arrays():
+            assert np.array_equal(arr[...], b[path][sub][...], equal_nan=True), f"{path}/{sub}"
+            seen += 1
+    assert seen > 2 * len(names)  # the layers, their overviews, the sums and marks
 
 
 def test_quantised_output_written_to_uint16_and_float_stores(sample_ds, tmp_path):

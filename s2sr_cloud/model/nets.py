@@ -202,6 +202,34 @@ class BandSR(nn.Module):
         reach = (1 if self.hr_feats else 0) + (int(np.ceil(3 * self.smooth * scale)) if self.smooth else 0)
         return 1 + -(-reach // scale)
 
+    def forward_ensemble(self, x: torch.Tensor, scale: int,
+                         transforms: "tuple[tuple[int, bool], ...]") -> torch.Tensor:
+        """Inference: the mean over ``transforms`` ((quarter turns, mirror), as ``S2SRNet.TRANSFORMS``) of the
+        forward on the transformed input, transformed back. The bicubic base is made once (it commutes with the
+        flips and turns, to rounding), and each transform's residual is added in strips of rows (of the
+        transformed image) where they land (rows or columns of the output): the output and one strip are held,
+        not one full-size output per transform and its turned copies (at x10, 12 B per output pixel of a band)."""
+        n, _, h, w = x.shape
+        out = bicubic_t(x, scale)
+        m = self.strip_margin(scale)
+        for turns, mirror in transforms:
+            xt = torch.rot90(x, turns, (-2, -1))
+            f = self.body(F.relu(self.head((xt.flip(-1) if mirror else xt) / NORM)))
+            ht, wt = f.shape[-2:]
+            rows = max(1, head_strip_px(x.device.type, device_memory(x.device)) // (n * wt * scale * scale))
+            for r0 in range(0, ht, rows):
+                r1 = min(ht, r0 + rows)
+                a, b = max(0, r0 - m), min(ht, r1 + m)
+                r = self._residual(f[:, :, a:b], scale)[:, :, (r0 - a) * scale:(r1 - a) * scale]
+                r = torch.rot90(r.flip(-1) if mirror else r, -turns, (-2, -1))
+                # transformed rows [r0, r1) are, in the output: rows (no turn, half turn) or columns (quarter turns),
+                # counted from the end when the turn reverses them
+                lo, hi = (ht - r1, ht - r0) if turns in (1, 2) else (r0, r1)
+                dst = out[:, :, lo * scale:hi * scale] if turns % 2 == 0 else out[..., lo * scale:hi * scale]
+                dst.add_(r, alpha=NORM / len(transforms))
+            del f
+        return out
+
     def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
         f = self.body(F.relu(self.head(x / NORM)))
         n, _, h, w = x.shape
@@ -313,7 +341,10 @@ class S2SRNet(nn.Module):
 
     def super_resolve(self, x: torch.Tensor, scale: int, ensemble: int | None = None) -> torch.Tensor:
         """BandSR on (N, 1, h, w) images by ``scale``, self-ensembled (before the consistency layer)."""
-        return self._ensembled(lambda a: self.sr(a, scale), x, n=ensemble)
+        n = _check_ensemble(self.ensemble if ensemble is None else ensemble)
+        if n > 1 and not torch.is_grad_enabled():  # inference: one output held, not n (BandSR.forward_ensemble)
+            return self.sr.forward_ensemble(x, scale, self.TRANSFORMS[:n])
+        return self._ensembled(lambda a: self.sr(a, scale), x, n=n)
 
     def forward(self, x: torch.Tensor, scale: int, ensemble: int | None = None) -> torch.Tensor:
         """``ensemble``: flips/turns averaged (1, 2, 4, 8); None: ``self.ensemble`` (the registry's choice)."""
@@ -406,8 +437,9 @@ def s2srnet_band_regions(net: "S2SRNet", x: torch.Tensor, scale: int,
             nb = part.shape[1]
             y = net.super_resolve(part.reshape(n * nb, 1, hh, ww), scale, ensemble).reshape(n, nb, hh * scale,
                                                                                                ww * scale)
-            yield f, list(range(i, i + nb)), y[..., off[0] * scale:off[0] * scale + gh,
-                                               off[2] * scale:off[2] * scale + gw]
+            y = y[..., off[0] * scale:off[0] * scale + gh, off[2] * scale:off[2] * scale + gw]
+            yield f, list(range(i, i + nb)), y
+            del y  # before the next bands are made: one prediction held at a time, not two
         del sharp
 
 

@@ -81,8 +81,9 @@ class BicubicPredictor:
             oy, ox = (cf[0] - a[0]) * scale, (cf[2] - a[2]) * scale
             gh, gw = (h - cf[0] - cf[1]) * scale, (w - cf[2] - cf[3]) * scale
             for i in range(0, len(idx), band_batch):
-                up = tops.bicubic(filled[:, i:i + band_batch], f * scale)
-                yield f, list(range(i, min(i + band_batch, len(idx)))), up[..., oy:oy + gh, ox:ox + gw]
+                up = tops.bicubic(filled[:, i:i + band_batch], f * scale)[..., oy:oy + gh, ox:ox + gw]
+                yield f, list(range(i, min(i + band_batch, len(idx)))), up
+                del up  # one prediction held at a time
 
 
 def exact_float32() -> None:
@@ -264,7 +265,9 @@ class TorchPredictor:
                 if step is None:
                     return
                 f, ks, y = step
+                del step
                 yield f, ks, y.float()
+                del y  # before the next bands are made: one prediction held at a time, not two
         pred = self.predict_t(x, factors, scale, crops)
         for f, g in cut_groups(pred, factors, scale, crops):
             for i in range(0, g.shape[1], band_batch):

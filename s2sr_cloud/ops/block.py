@@ -278,14 +278,14 @@ def band_predictions(predictor: Predictor, x: torch.Tensor, factors: tuple[int, 
 
 class _Detail:
     """The detail layer of a block, band by band: RMS over bands of (output - consistent bicubic reference),
-    accumulated in strips of rows into a float32 sum of squares and a uint8 count per output pixel, and the
-    reference's point-comparison sums per band (the ``point_bicubic`` statistics)."""
+    accumulated in strips of rows into a float32 sum of squares per output pixel (the count of bands is the
+    output's own: its valid bands), and the reference's point-comparison sums per band (the ``point_bicubic``
+    statistics)."""
 
     def __init__(self, x: torch.Tensor, h: int, spec: BlockSpec, y: torch.Tensor) -> None:
         t, c = x.shape[:2]
         self.xcore, self.spec, self.y = _crop(x, h), spec, y
         self.acc = torch.zeros((t, *y.shape[-2:]), dtype=torch.float32, device=y.device)
-        self.cnt = torch.zeros((t, *y.shape[-2:]), dtype=torch.uint8, device=y.device)
         self.ref_sums = torch.zeros((t, c, tops.NSUM), dtype=torch.float64, device=y.device)
 
     def values(self, ci: int, o0: int, o1: int) -> torch.Tensor:
@@ -310,7 +310,6 @@ class _Detail:
             del yv, ref
             ok = ~torch.isnan(d)
             self.acc[:, o0:o1] += torch.where(ok, d, torch.zeros((), device=d.device)).sum(1)
-            self.cnt[:, o0:o1] += ok.sum(1).to(torch.uint8)
 
     def finish(self) -> torch.Tensor:
         """Write the detail layer (the output's last channel), in strips; returns the reference's sums."""
@@ -318,9 +317,13 @@ class _Detail:
         q = self.spec.quantum
         rows = strip_native_rows(self.y.shape[-1], 1, self.y.shape[0], self.y.device)
         for o0, o1 in tops.spans(self.y.shape[-2], rows):
-            d = torch.sqrt(self.acc[:, o0:o1] / self.cnt[:, o0:o1])  # 0/0 -> NaN where every band is nodata
+            valid = torch.zeros_like(self.acc[:, o0:o1], dtype=torch.int32)
+            for ci in range(c):
+                v = self.y[:, ci, o0:o1]
+                valid += (~torch.isnan(v) if q is None else v != DN_FILL).to(torch.int32)
+            d = torch.sqrt(self.acc[:, o0:o1] / valid)  # 0/0 -> NaN where every band is nodata
             self.y[:, c, o0:o1] = d if q is None else _encode_t(d, self.spec.quanta(c + 1)[c])
-        self.acc = self.cnt = None
+        self.acc = None
         return self.ref_sums
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import dask
 import dask.array as da
@@ -51,20 +52,59 @@ WORKER_BUDGET_GIB = 2.2  # per-worker memory for one chunk's data, on top of the
 # persisted input's data). So ``write_output`` takes each block whole, as stored: slicing it into 13 layers and
 # stacking them back cost 2 x 13 tasks and a copy of the block per chunk, and decoding DN to be encoded again two
 # more copies. The last few are kept; changed, subset or persisted layers are other arrays.
-_LAYER_SOURCES: OrderedDict[tuple[str, ...], tuple[str, tuple, np.ndarray]] = OrderedDict()
+_LAYER_SOURCES: OrderedDict[tuple[str, ...], tuple[str, tuple, np.ndarray, "FusedSR | None"]] = OrderedDict()
 _LAYER_SOURCES_KEPT = 8
+
+
+@dataclass(frozen=True)
+class FusedSR:
+    """What a write task needs to super-resolve its chunk itself (``sr_block``): the overlapped input (its graph
+    layer's name and chunks) and the SR task's arguments. A write that runs the SR in the same task holds no
+    finished block between tasks: a worker queued its next SR task before the finished block's write arrived and
+    held that block meanwhile (26 B per output pixel at the peak, ``benchmarks/rss_diag.py``)."""
+
+    padded: str
+    chunks: tuple
+    meta: np.ndarray
+    predictor: BicubicPredictor | TorchPredictor
+    spec: BlockSpec
+    threads: int | None
+
+    def blocks(self, arrays: list) -> da.Array:
+        """The overlapped input blocks (time, band, y, x), rebuilt from the layers' graph."""
+        return da.Array(arrays[0].dask.cull_layers([self.padded]), self.padded, self.chunks, meta=self.meta)
+
+    def run(self, block: np.ndarray, t: int, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """The SR task of chunk (t, i, j) on its overlapped block: (output as stored, statistics sums)."""
+        ny, nx = len(self.chunks[2]), len(self.chunks[3])
+        info = {0: {"chunk-location": (t, 0, i, j), "num-chunks": (len(self.chunks[0]), 1, ny, nx)}}
+        return _sr_pair(block, self.predictor, self.spec, self.threads, info)
+
+
+def _source(arrays: list) -> tuple[str, tuple, np.ndarray, FusedSR | None] | None:
+    entry = _LAYER_SOURCES.get(tuple(getattr(a, "name", "") for a in arrays))
+    if entry is None or not all(entry[0] in getattr(a.dask, "layers", {}) for a in arrays):
+        return None
+    return entry
+
+
+def fused_source(arrays: list) -> FusedSR | None:
+    """For the layers of an SR output as ``layer_source`` finds them, all of them and in order, computed on CPU
+    workers (no GPU resource): how a write task super-resolves its chunk itself. None otherwise (GPU SR tasks keep
+    their own task on the GPU's workers; the write stays off them)."""
+    entry = _source(arrays)
+    fused = entry[3] if entry is not None else None
+    return fused if fused is not None and fused.padded in arrays[0].dask.layers else None
 
 
 def layer_source(arrays: list) -> da.Array | None:
     """The 4-D (time, layer, y, x) SR output whose layers ``arrays`` are, all of them and in order, as the SR tasks
     return it (uint16 DN of the store's encoding when quantised, else float32), rebuilt from their own graph (so
     it must still hold the output: not persisted); else None."""
-    entry = _LAYER_SOURCES.get(tuple(getattr(a, "name", "") for a in arrays))
+    entry = _source(arrays)
     if entry is None:
         return None
-    name, chunks, meta = entry
-    if not all(name in getattr(a.dask, "layers", {}) for a in arrays):
-        return None
+    name, chunks, meta, _ = entry
     return da.Array(arrays[0].dask.cull_layers([name]), name, chunks, meta=meta)
 
 
@@ -233,7 +273,8 @@ def super_resolve(ds: xr.Dataset, scale: int = 4, predictor: BicubicPredictor | 
                                chunks=(x.chunks[0], (nsum,), (1,) * len(ychunks), (1,) * len(xchunks)),
                                meta=np.empty((0, 0, 0, 0), np.float64), name="s2sr-block-stats")
         layers = [y[:, i] for i in range(len(bands) + 1)]  # the slicing tasks carry the priority too
-    _LAYER_SOURCES[tuple(a.name for a in layers)] = (stored.name, stored.chunks, stored._meta)
+    fused = None if gpu else FusedSR(padded.name, padded.chunks, padded._meta, predictor, spec, threads)
+    _LAYER_SOURCES[tuple(a.name for a in layers)] = (stored.name, stored.chunks, stored._meta, fused)
     while len(_LAYER_SOURCES) > _LAYER_SOURCES_KEPT:
         _LAYER_SOURCES.popitem(last=False)
 

@@ -17,7 +17,7 @@ from .._process import release_memory
 from ..errors import OutputError, ReadError
 from ..io import overviews, store
 from ..ops.stats import COMPARISONS, METRICS, NSUM, finalize
-from .graph import DOWNSTREAM_PRIORITY, layer_source
+from .graph import DOWNSTREAM_PRIORITY, FusedSR, fused_source, layer_source
 
 
 @dataclass
@@ -133,6 +133,15 @@ def _write_block(*args: Any) -> Any:
     return out
 
 
+def _sr_write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], fused: FusedSR, block: np.ndarray,
+                    t: int, i: int, j: int, *args: Any) -> Any:
+    """One chunk's SR task and its write in ONE task (``graph.FusedSR``): the finished block goes straight to the
+    store, and no worker holds it while it runs its next chunk."""
+    y, sums = fused.run(block, t, i, j)
+    del block
+    return _write_block(url, opts, names, y, sums, *args)
+
+
 def _is_read_error(err: BaseException) -> bool:
     text = f"{type(err).__module__}.{type(err).__name__}: {err}"
     return any(tag in text for tag in ("Rasterio", "rasterio", "CPLE_"))
@@ -165,13 +174,14 @@ def _run_tasks(tasks: list[Any]) -> None:
 
 
 def _run_on_cluster(client: Any, parts: list[list[Any]], make_writes: Any, before_writes: Any,
-                    keys: list[tuple[int, int, int]], progress: bool, retries: int) -> None:
+                    keys: list[tuple[int, int, int]], progress: bool, retries: int, fused: bool = False) -> None:
     """The chunks on a distributed cluster. ``parts``, per chunk: the delayed blocks its write takes (its output
-    block and its statistics sums); ``make_writes(parts)``: the delayed write tasks. First the super-resolution of
-    as many chunks as the cluster has threads is submitted on its own, then ``before_writes()`` runs here (the
-    store's template: metadata and coordinates, 0.4-1.9 s on the client, while the workers already compute), then
-    every write task (those first chunks' from their futures). Only those first chunks can finish before their
-    write is submitted. Every chunk that can finish does; failures are reported by chunk afterwards."""
+    block and its statistics sums); ``make_writes(parts)``: the delayed write tasks (a chunk given None: the write
+    task super-resolves it itself, ``fused``). First the super-resolution of as many chunks as the cluster has
+    threads is submitted on its own, then ``before_writes()`` runs here (the store's template: metadata and
+    coordinates, 0.4-1.9 s on the client, while the workers already compute), then every write task (those first
+    chunks' from their futures). Only those first chunks can finish before their write is submitted. Every chunk
+    that can finish does; failures are reported by chunk afterwards."""
     from distributed import progress as dask_progress
     from distributed import wait
 
@@ -187,7 +197,8 @@ def _run_on_cluster(client: Any, parts: list[list[Any]], make_writes: Any, befor
         before_writes()
         if not parts:
             return
-        writes = client.compute(make_writes(head + parts[n:]), retries=retries)
+        rest = [None] * (len(parts) - n) if fused else parts[n:]
+        writes = client.compute(make_writes(head + rest), retries=retries)
         head = []  # from here the write tasks alone hold the first chunks' blocks: each is released once written
         if progress:
             dask_progress(writes, notebook=False)
@@ -235,6 +246,9 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     stacked = layer_source([out[n].data for n in names])  # the SR output itself, when these are all its layers
     if stacked is not None and stacked.dtype == np.uint16 and dtype != "uint16":
         stacked = None  # DN blocks into a float store: the decoded layers instead
+    # the SR output written as it is, by CPU workers: each write task super-resolves its own chunk
+    fused = fused_source([out[n].data for n in names]) if stacked is not None else None
+    padded = fused.blocks([out[n].data for n in names]).to_delayed(optimize_graph=False) if fused else None
     if stacked is None:
         with dask.annotate(priority=DOWNSTREAM_PRIORITY):  # a finished block is written before the next is made
             stacked = da.stack([out[n].data for n in names], axis=1).rechunk({1: -1}, method="tasks")
@@ -270,19 +284,22 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     def write_args(t: int, i: int, j: int) -> tuple[Any, ...]:
         return (t + t_offset, i, j, int(y0s[i]), int(x0s[j]), levels)
 
-    def make_writes(parts: list[list[Any]]) -> list[Any]:  # per chunk: its block and its sums
-        write = dask.delayed(_write_block, pure=True)
+    def make_writes(parts: list[list[Any] | None]) -> list[Any]:  # per chunk: its block and its sums, or None
+        write, sr_write = dask.delayed(_write_block, pure=True), dask.delayed(_sr_write_block, pure=True)
         with dask.annotate(priority=DOWNSTREAM_PRIORITY):  # a finished block is written before the next is made
             return [write(url, opts, names, p[0], p[1], *write_args(t, i, j), dask_key_name=write_key(t, i, j))
+                    if p is not None else
+                    sr_write(url, opts, names, fused, padded[t, 0, i, j], t, i, j, *write_args(t, i, j),
+                             dask_key_name=write_key(t, i, j))
                     for (t, i, j), p in zip(keys, parts, strict=True)]
 
     parts = [[blocks[t, 0, i, j], sums[t, 0, i, j]] for t, i, j in keys]
     if client is None:
         template()
-        _run_tasks(make_writes(parts))
+        _run_tasks(make_writes([None] * len(parts) if fused else parts))
     else:
         _run_on_cluster(client, parts, make_writes, template, [(t + t_offset, i, j) for t, i, j in keys], progress,
-                        retries)
+                        retries, fused is not None)
     if not store.done_mask(url).all():
         raise OutputError(f"{store.redact_url(url)}: some chunks are not written; re-run the same command to finish "
                           "them")
