@@ -4,10 +4,14 @@ statistics). Prints one JSON line: the process before the block (``base``), the 
 high-water mark.
 
     .venv/bin/python benchmarks/chunk_memory.py 10 384 1     # scale, core px, ensemble (None: the model's)
+
+``CHUNK_MEMORY_THREAD=1``: the block runs in a worker thread (a dask worker's way); with
+``MALLOC_TRIM_THRESHOLD_=65536`` the process's allocator is tuned as a dask worker's is (``s2sr_cloud._process``).
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -71,7 +75,13 @@ def main() -> None:
     base = rss_gib()
     threading.Thread(target=sample, daemon=True).start()
     t0 = time.perf_counter()
-    y, _ = B.super_resolve_block_sums(xp, p, spec, **R.AS_PIPELINE)
+    if os.environ.get("CHUNK_MEMORY_THREAD"):  # in a worker thread, as a dask worker runs its tasks
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            y, _ = pool.submit(B.super_resolve_block_sums, xp, p, spec, **R.AS_PIPELINE).result()
+    else:
+        y, _ = B.super_resolve_block_sums(xp, p, spec, **R.AS_PIPELINE)
     seconds = time.perf_counter() - t0
     part[0] = "end"
     time.sleep(0.05)

@@ -210,15 +210,19 @@ def cluster(n: int, gpu: bool = False, threads: int = 1, units: int = 1):
 
 
 def end_to_end(catalog: str, geometry: dict | None, scale: int, model: str, ensemble: int | None, workers: int,
-               chunk: int | None = None, gpu: bool = False) -> dict:
+               chunk: int | None = None, gpu: bool = False, grid: tuple[int, ...] | None = None) -> dict:
     """STAC search -> COG read -> SR -> statistics -> Zarr write, on a fresh LocalCluster of ``workers``
-    single-threaded processes. Returns seconds, output pixels and the workers' peak RSS."""
+    single-threaded processes. Returns seconds, output pixels and the workers' peak RSS. ``grid``: explicit chunk
+    sides of both axes (as a store records them), e.g. a full default chunk and the rest of the tile."""
     out = Path(tempfile.mkdtemp(prefix="s2sr-bench-")) / "out.zarr"
     with cluster(workers, gpu) as client:
         t0 = time.perf_counter()
         items = s2sr_cloud.search(catalog)
         ds = s2sr_cloud.load(items, geometry=geometry, chunk=chunk or graph.default_chunk(scale))
-        sr = s2sr_cloud.super_resolve(ds, scale, model, chunk=chunk, ensemble=ensemble)
+        if grid:
+            sr = graph.super_resolve(ds, scale, P.get_predictor(model, ensemble=ensemble), grid=(grid, grid))
+        else:
+            sr = s2sr_cloud.super_resolve(ds, scale, model, chunk=chunk, ensemble=ensemble)
         s2sr_cloud.write(sr, str(out), client=client)
         seconds = time.perf_counter() - t0
         rss = max(client.run(peak_rss_gib).values())
@@ -546,13 +550,15 @@ def main() -> None:
             say(f"whole decimated tile, bare network in 240 px windows ({args.workers} threads, --ensemble 1): "
                 f"{t_net:.0f} s -> pipeline efficiency at tile scale {res['pipeline_efficiency_whole_tile_ens1']:.2f}")
             res["peak_rss_gib"] = max(res["peak_rss_gib"], big["rss_gib"])
-            # dask workers at the default x10 chunk (2 x 2 chunks of it from the tile, --ensemble 1): a worker holds
-            # the chunk function's peak plus what dask and the write keep, the previous chunk's result among it (x4's
-            # default chunk, 798 px, needs a 1596 px area: larger than the decimated tile)
-            side = 2 * graph.default_chunk(10)
-            if side <= 1098 - 60:
-                d10 = end_to_end(catalog, window_geometry(folder, 60, 60, side, side), 10, "default", ens_cheap,
-                                 args.workers)
+            # dask workers at the default x10 chunk (--ensemble 1): 2 x 2 chunks of it from the tile, or, when two
+            # do not fit, the whole tile on the grid of one default chunk and the rest (732 + 366 px: the first
+            # chunk full-size with its halo on two sides). A worker holds the chunk function's peak plus what dask
+            # and the write keep. (x4's default chunk, 798 px, needs a 1596 px area: larger than the decimated tile)
+            d = graph.default_chunk(10)
+            if 2 * d <= 1098 - 60 or 1098 - d >= 108:
+                geom, grid = ((window_geometry(folder, 60, 60, 2 * d, 2 * d), None) if 2 * d <= 1098 - 60
+                              else (None, (d, 1098 - d)))
+                d10 = end_to_end(catalog, geom, 10, "default", ens_cheap, args.workers, grid=grid)
                 res["peak_rss_gib_workers_x10_default_chunks"] = d10["rss_gib"]
                 res["peak_rss_gib"] = max(res["peak_rss_gib"], d10["rss_gib"])
                 say(f"x10, --ensemble 1, default chunks ({d10['chunks']} of {graph.default_chunk(10)} px), "

@@ -350,16 +350,20 @@ def test_quantised_output_written_to_uint16_and_float_stores(sample_ds, tmp_path
 
 
 def test_default_chunks_come_from_the_memory_budget_up_to_the_cap(monkeypatch):
-    """Default chunk sides: the budget's (156 B per output pixel of 12 bands + detail, S2SR_CHUNK_MEMORY_GIB, 2.2
-    GiB by default), a multiple of 6, at most 798 input px (larger chunks ran slower per pixel on CPU): x4 at the
-    cap, x10 384 px; a smaller budget shrinks both, a larger one cannot pass the cap."""
+    """Default chunk sides: the budget's (34 B per output pixel of 12 bands + detail beside 0.5 GiB,
+    S2SR_CHUNK_MEMORY_GIB, 2.2 GiB by default), a multiple of 6, at most 798 input px (larger chunks ran slower per
+    pixel on CPU): x4 at the cap, x10 732 px, the smallest x10 chunk of a whole tile whose halo costs <= 1.25x
+    (10980 px in 15 chunks of 732; 16 chunks cost 1.255x); a smaller budget shrinks x10, a larger one cannot pass
+    the cap."""
     from s2sr_cloud.pipeline import graph
 
     monkeypatch.delenv("S2SR_CHUNK_MEMORY_GIB", raising=False)
-    assert (graph.default_chunk(4), graph.default_chunk(10)) == (798, 384)
-    out_px = (384 * 10) ** 2
-    assert out_px * graph.BYTES_PER_OUTPUT_PX <= 2.2 * 2**30 < (390 * 10) ** 2 * graph.BYTES_PER_OUTPUT_PX
+    assert (graph.default_chunk(4), graph.default_chunk(10)) == (798, 732)
+    need = graph.CHUNK_FIXED_GIB * 2**30 + (732 * 10) ** 2 * graph.BYTES_PER_OUTPUT_PX
+    assert need <= 2.2 * 2**30 < graph.CHUNK_FIXED_GIB * 2**30 + (738 * 10) ** 2 * graph.BYTES_PER_OUTPUT_PX
     monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "1.0")
-    assert (graph.default_chunk(4), graph.default_chunk(10)) == (654, 258)
+    assert (graph.default_chunk(4), graph.default_chunk(10)) == (798, 396)
+    monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "0.6")
+    assert (graph.default_chunk(4), graph.default_chunk(10)) == (444, 174)
     monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "64")
     assert (graph.default_chunk(4), graph.default_chunk(10)) == (798, 798)

@@ -189,19 +189,22 @@ def _native_group(x: torch.Tensor, f: int, spec: BlockSpec) -> tuple[torch.Tenso
 
 
 def _consistent_into(y: torch.Tensor, chans: list[int], pred: torch.Tensor, filled: torch.Tensor,
-                     mask: torch.Tensor, k: int, spec: BlockSpec, quantum: tuple[float, float] | None) -> None:
+                     mask: torch.Tensor, k: int, spec: BlockSpec, quantum: tuple[float, float] | None,
+                     mirror: tops.Sides = (0, 0, 0, 0)) -> None:
     """Bands ``chans`` of the output ``y`` from their prediction (footprint k fine pixels): pred over core +- 2 *
-    smooth native pixels (fine pixels); filled, mask: their native target over the same region. Writes the
-    consistent (and quantised) core, NaN (DN_FILL) on nodata, in strips of rows (``tops.project_strips``): the
-    float64 temporaries are a strip's, not the band's."""
+    smooth native pixels (fine pixels), once padded by ``mirror`` (``tops.pad_sides``: the margin beyond an area
+    edge, mirrored strip by strip as it is read); filled, mask: their native target over the same region. Writes
+    the consistent (and quantised) core, NaN (DN_FILL) on nodata, in strips of rows (``tops.project_strips``):
+    the float64 temporaries are a strip's, not the band's."""
     m = 2 * spec.smooth_iters
     # Quantised output: float64 projection. In float32 the last-bit differences between a whole-array and a
     # chunked run (reductions over different shapes) flip the rounding of near-tied pixels: 1 DN (1e-4) of chunk
     # dependence, measured on the sample (tests/test_pipeline.py). Float output: float32 (<= 1e-5 holds).
     dt = torch.float64 if quantum is not None else pred.dtype
-    rows = strip_native_rows(pred.shape[-1] - 2 * m * k, k, pred.shape[0] * pred.shape[1], pred.device)
     wn = filled.shape[-1]
-    for r0, r1, yc in tops.project_strips(pred, filled, k, spec.smooth_iters, crop=m, rows=rows, dtype=dt):
+    rows = strip_native_rows((wn - 2 * m) * k, k, pred.shape[0] * pred.shape[1], pred.device)
+    for r0, r1, yc in tops.project_strips(pred, filled, k, spec.smooth_iters, crop=m, rows=rows, dtype=dt,
+                                          pads=mirror):
         fs, ms = filled[..., m + r0:m + r1, m:wn - m], tops.replicate(mask[..., m + r0:m + r1, m:wn - m], k)
         if quantum is not None:  # uint16 DN, DN_FILL on nodata
             sf, off = quantum
@@ -378,10 +381,9 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | 
                 sl, chans = slice(ks[0], ks[-1] + 1), [idx[k] for k in ks]
                 done += len(ks)
                 with _Timer("consistency", dev):
-                    yg = tops.pad_sides(pred, mirror)
+                    _consistent_into(y, chans, pred, _crop(filled[:, sl], e), _crop(mask[:, sl], e), f * s, spec, q,
+                                     mirror)
                     del pred
-                    _consistent_into(y, chans, yg, _crop(filled[:, sl], e), _crop(mask[:, sl], e), f * s, spec, q)
-                    del yg
                 if detail is not None:
                     with _Timer("detail", dev):
                         detail.add(chans, filled[:, sl], f)

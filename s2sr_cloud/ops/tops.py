@@ -132,6 +132,29 @@ def pad_sides(a: torch.Tensor, m: "int | Sides") -> torch.Tensor:
     return a
 
 
+def _mirror_index(n: int, before: int, start: int, stop: int, device: torch.device) -> torch.Tensor:
+    """Indices into an axis of n of positions [start, stop) of that axis padded by ``before`` in numpy's
+    "symmetric" mode (``pad_sides``: the mirrored array mirrored again for wide pads, i.e. period 2n)."""
+    m = torch.remainder(torch.arange(start - before, stop - before, device=device), 2 * n)
+    return torch.where(m >= n, 2 * n - 1 - m, m)
+
+
+def padded_rows(a: torch.Tensor, pads: "int | Sides", r0: int, r1: int) -> torch.Tensor:
+    """Rows [r0, r1) of ``pad_sides(a, pads)``, without padding the whole of ``a``: only the strip is copied (a
+    view of ``a`` where nothing is padded)."""
+    t, b, l, r = sides(pads)
+    h, w = a.shape[-2:]
+    if not (t or b or l or r):
+        return a[..., r0:r1, :]
+    if r0 >= t and r1 <= t + h:
+        rows = a[..., r0 - t:r1 - t, :]
+    else:
+        rows = a.index_select(-2, _mirror_index(h, t, r0, r1, a.device))
+    if l or r:
+        rows = rows.index_select(-1, _mirror_index(w, l, 0, w + l + r, a.device))
+    return rows
+
+
 def _smooth_native(m: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int, relax: float) -> torch.Tensor:
     """The smooth back-projection steps on the native grid. They are linear: with m_i the footprint means after
     step i, m_{i+1} = m_i + relax * M(x - m_i), M = footprint mean of the bicubic upsampling (two small matrix
@@ -184,27 +207,29 @@ def project(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = SMOOTH
 
 
 def project_strips(y: torch.Tensor, x: torch.Tensor, k: int, smooth_iters: int = SMOOTH_ITERS,
-                   relax: float = RELAX, crop: int = 0, rows: int | None = None, dtype: torch.dtype | None = None
-                   ) -> Iterator[tuple[int, int, torch.Tensor]]:
+                   relax: float = RELAX, crop: int = 0, rows: int | None = None, dtype: torch.dtype | None = None,
+                   pads: "int | Sides" = 0) -> Iterator[tuple[int, int, torch.Tensor]]:
     """``project`` in strips of ``rows`` native rows of the result: yields (r0, r1, the result's native rows
     [r0, r1), i.e. fine rows r0 * k to r1 * k), in ``dtype`` (default y's; y is converted a strip at a time). The
     smooth steps run on the whole native grid (small); then each strip gets the bicubic upsampling of their sum
     over its rows (+ 2 native rows of support), the exact step and ``contract_nonneg`` (both per footprint). So
     the temporaries are a strip's, not the image's; the values are ``project``'s (the upsampling's weights come
-    from strip-local indices: last-bit differences)."""
+    from strip-local indices: last-bit differences). ``pads``: y is the prediction padded so by ``pad_sides``
+    (mirrored beyond an area's edges), each strip padded as it is read."""
     dt = y.dtype if dtype is None else dtype
     xd = x.double()
     hn, wn = xd.shape[-2:]
     acc = None
     if smooth_iters:
         step = rows or hn
-        means = torch.cat([block_mean(y[..., a * k:b * k, :].double(), k) for a, b in spans(hn, step)], -2)
+        means = torch.cat([block_mean(padded_rows(y, pads, a * k, b * k).double(), k) for a, b in spans(hn, step)],
+                          -2)
         acc = _smooth_native(means, xd, k, smooth_iters, relax).to(dt)
         del means
     cl = max(0, crop - 2)  # native columns of the sum upsampled: the kept ones + the 2-pixel bicubic support
     for r0, r1 in spans(hn - 2 * crop, rows):
         a0, a1 = r0 + crop, r1 + crop  # native rows of x
-        ys = y[..., a0 * k:a1 * k, crop * k:(wn - crop) * k].to(dt)
+        ys = padded_rows(y, pads, a0 * k, a1 * k)[..., crop * k:(wn - crop) * k].to(dt)
         if acc is not None:
             lo, hi = max(0, a0 - 2), min(hn, a1 + 2)
             up = bicubic(acc[..., lo:hi, cl:wn - cl], k)

@@ -31,15 +31,16 @@ from ..errors import ConfigError
 from ..ops.halo import ChunkError, check_chunks, plan_chunks, required_halo
 from ..ops.stats import COMPARISONS, NSUM
 
-# Bytes a worker holds per output pixel of a chunk, at the peak: the chunk function's uint16 DN result (13 x 2 B),
-# the previous chunk's, which a worker still holds when it starts its next SR task (the next task is already
-# queued on the worker when the finished block's write arrives from the scheduler: benchmarks/rss_diag.py found
-# it held at a dask worker's peak), one band group's float32 prediction (6 x 4 B), one band's float64
-# temporaries of the consistency layer (about 4 x 8 B; the network's output head runs in strips), and what the
-# network and the allocator add (48 B, measured). Measured on CPU (benchmarks/RESULTS.md, round 11): the chunk
-# function alone peaks at 1.75-1.82 GiB at 798 px (x4) and 2.09-2.17 GiB at 384 px (x10); two dask workers at
-# x10, 384 px chunks, at 2.74 GiB.
-BYTES_PER_OUTPUT_PX = 26 + 26 + 24 + 32 + 48
+# Bytes a worker holds per output pixel of a chunk, at the peak (the network of the last bands): the chunk function's
+# uint16 DN result (13 x 2 B), the detail layer's float32 sum of squares (4 B), and one band's float32 prediction
+# (4 B: the window a little larger than the chunk). Everything else is a strip's (the consistency and detail
+# layers, the statistics, the network's output head, the self-ensemble) or the input's, counted in
+# CHUNK_FIXED_GIB. On CPU a write task super-resolves its chunk itself (``FusedSR``): no finished block is held
+# beside the next. Measured on CPU (benchmarks/RESULTS.md, round 12): the chunk function alone adds 0.96 GiB to
+# its process at 384 px (x10, default ensemble) and 2.24 GiB at 744 px (x10, --ensemble 1): 33.7 B per output
+# pixel + 0.50 GiB.
+BYTES_PER_OUTPUT_PX = 26 + 4 + 4
+CHUNK_FIXED_GIB = 0.5  # the network's input-resolution features, strips and allocator, about the same at any scale
 # Input pixels per chunk side at most, whatever the budget: on CPU the chunk function ran 9% slower per output
 # pixel at 972 px than at 798 (x4, --ensemble 1, alternating: benchmarks/chunk_memory.py), past the halo's gain.
 MAX_CHUNK_INPUT_PX = 798
@@ -110,16 +111,18 @@ def layer_source(arrays: list) -> da.Array | None:
 
 def worker_budget_bytes() -> int:
     """``S2SR_CHUNK_MEMORY_GIB`` (default 2.2): the memory one chunk's data may take on a worker. The default
-    keeps a dask worker's peak under 3 GiB and the default x4 chunk (798 input px) large enough that the halo
-    costs <= 1.25x the network pixels (benchmarks/run.py's halo_overhead_x4: 1.22; x10, 384 px: 1.51)."""
+    keeps a dask worker's peak under 3 GiB and the default chunks large enough that the halo costs <= 1.25x the
+    network pixels on a whole tile (benchmarks/run.py's halo_overhead_x4, 798 px: 1.22; x10, 732 px: 1.24)."""
     return int(env_number("S2SR_CHUNK_MEMORY_GIB", WORKER_BUDGET_GIB, float) * 2**30)
 
 
 def default_chunk(scale: int) -> int:
     """Input pixels per chunk side from the per-worker memory budget: the largest square chunk whose output
-    (12 bands + detail, at ``scale``) fits ``worker_budget_bytes``, at most ``MAX_CHUNK_INPUT_PX``; a multiple of
-    6 (the 60 m grid). At the default budget: 798 px at x4 (the cap), 384 at x10."""
-    out_side = math.sqrt(worker_budget_bytes() / BYTES_PER_OUTPUT_PX)
+    (12 bands + detail, at ``scale``) fits ``worker_budget_bytes`` beside ``CHUNK_FIXED_GIB``, at most
+    ``MAX_CHUNK_INPUT_PX``; a multiple of 6 (the 60 m grid). At the default budget: 798 px at x4 (the cap), 732 at
+    x10."""
+    free = max(0.0, worker_budget_bytes() - CHUNK_FIXED_GIB * 2**30)
+    out_side = math.sqrt(free / BYTES_PER_OUTPUT_PX)
     return max(48, min(MAX_CHUNK_INPUT_PX, int(out_side / scale)) // 6 * 6)
 
 
