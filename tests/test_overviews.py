@@ -230,18 +230,21 @@ def _two_var_store(url: str, field: np.ndarray, chunk: int) -> list[str]:
     return ["B04", "detail"]
 
 
-@pytest.mark.parametrize("where", ["here", "dask"])
+@pytest.mark.parametrize("where", ["here", "dask", "strips"])
 @pytest.mark.parametrize("chunk", [150, 240])
 def test_levels_made_by_the_write_tasks_equal_those_made_from_the_store(field, tmp_path, monkeypatch, chunk, where):
     """Each block's task makes the levels whose pixels it holds whole (150 px blocks: level 2; 240 px: 2 and 4),
     and the finish makes the coarser ones from the tasks' sums without reading the full resolution: the levels are
     identical, DN for DN and float for float, to those made from the whole store (a 901 x 653 field with nodata,
-    sides that no block or level divides)."""
+    sides that no block or level divides). ``strips``: the tasks make them in strips of the fewest rows (as a
+    7320 px x10 block's are made in strips)."""
     import dask
     import zarr
 
     if where == "dask":
         monkeypatch.setattr(overviews, "LOCAL_BYTES", 0)
+    if where == "strips":
+        monkeypatch.setattr(overviews, "LEVEL_STRIP_PX", 1)
     ny, nx = field.shape[1:]
     ych, xch = da.core.normalize_chunks(chunk, (ny, nx))
     tasks = overviews.block_levels(ych, xch, ("B04", "detail"))

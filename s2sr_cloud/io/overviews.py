@@ -97,22 +97,35 @@ def stored_fill(arr: Any) -> int | None:
     return int(arr.attrs.get("_FillValue", arr.fill_value)) if arr.dtype == np.uint16 else None
 
 
+LEVEL_STRIP_PX = 2**20  # full-resolution pixels per strip of a block's levels (float64 temporaries ~40 B / px)
+
+
 def write_block_levels(root: Any, name: str, values: np.ndarray, fill: int | None, t: int, y0: int, x0: int,
                        levels: BlockLevels) -> None:
     """In a chunk's write task: the task levels of one variable's block ``values`` (y, x) as stored (DN with
     ``fill``, or float32 with NaN) at full-resolution (y0, x0), each from the one below, and the coarsest one's sums
-    when coarser levels follow."""
+    when coarser levels follow. Made in strips of rows (a multiple of the coarsest factor: every 2 x 2 pair stays
+    inside a strip, so the values are the whole block's): a 7320 px block's float64 level sums were 0.8 GB per
+    variable at once, per write thread."""
     from . import store
 
-    sums = _first_sums(values[None], fill)
-    for i, f in enumerate(levels.factors):
-        if i:
-            sums = _next_sums(sums)
-        h, w = sums.shape[-2:]
-        root[f"{store.OVERVIEWS}/{f}/{name}"][t, y0 // f:y0 // f + h, x0 // f:x0 // f + w] = _mean(sums, fill)[0]
-    if levels.sums:
-        g = levels.factors[-1]
-        root[f"{SUMS_GROUP}/{name}"][t, :, y0 // g:y0 // g + h, x0 // g:x0 // g + w] = sums[0]
+    h, w = values.shape[-2:]
+    g = levels.factors[-1]
+    step = max(g, LEVEL_STRIP_PX // max(1, w) // g * g)
+    means = [np.empty(level_shape(h, w, f), np.float32 if fill is None else np.uint16) for f in levels.factors]
+    last = np.empty((2, *level_shape(h, w, g))) if levels.sums else None
+    for r0 in range(0, h, step):
+        sums = _first_sums(values[None, r0:r0 + step], fill)
+        for i, f in enumerate(levels.factors):
+            if i:
+                sums = _next_sums(sums)
+            means[i][r0 // f:r0 // f + sums.shape[-2]] = _mean(sums, fill)[0]
+        if last is not None:
+            last[:, r0 // g:r0 // g + sums.shape[-2]] = sums[0]
+    for f, m in zip(levels.factors, means, strict=True):
+        root[f"{store.OVERVIEWS}/{f}/{name}"][t, y0 // f:y0 // f + m.shape[0], x0 // f:x0 // f + m.shape[1]] = m
+    if last is not None:
+        root[f"{SUMS_GROUP}/{name}"][t, :, y0 // g:y0 // g + last.shape[-2], x0 // g:x0 // g + last.shape[-1]] = last
 
 
 def level_shape(ny: int, nx: int, f: int) -> tuple[int, int]:
