@@ -5,7 +5,8 @@ high-water mark.
 
     .venv/bin/python benchmarks/chunk_memory.py 10 384 1     # scale, core px, ensemble (None: the model's)
 
-``CHUNK_MEMORY_THREAD=1``: the block runs in a worker thread (a dask worker's way); with
+``CHUNK_MEMORY_PADS=0,108,0,108``: context on each side (top, bottom, left, right; 0: an area edge, as the
+top-left chunk of an area has). ``CHUNK_MEMORY_THREAD=1``: the block runs in a worker thread (a dask worker's way); with
 ``MALLOC_TRIM_THRESHOLD_=65536`` the process's allocator is tuned as a dask worker's is (``s2sr_cloud._process``).
 """
 from __future__ import annotations
@@ -63,15 +64,19 @@ def main() -> None:
         return out
 
     B._Timer.__enter__, B._Timer.__exit__ = entered, left
+    if os.environ.get("CHUNK_MEMORY_STRIP_PX"):  # the chunk function's strips of output pixels (on CPU)
+        B.STRIP_OUTPUT_PX = int(os.environ["CHUNK_MEMORY_STRIP_PX"])
     B.set_timing(True)
     torch.set_num_threads(1)
     p = P.TorchPredictor(R.MODEL, ensemble=ens, device="cpu")
     f = nets.S2_FACTORS
     h = required_halo(p.reach(f, scale), f)
     x = np.pad(x, ((0, 0), (0, 0), (0, core), (0, core)), mode="symmetric")[..., :core, :core]
-    xp = np.pad(x, ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric")
+    pads = tuple(int(v) for v in os.environ.get("CHUNK_MEMORY_PADS", f"{h},{h},{h},{h}").split(","))
+    xp = np.pad(x, ((0, 0), (0, 0), pads[:2], pads[2:]), mode="symmetric")
     spec = B.BlockSpec(scale, f, h, quantum=(1e-4, -0.1))
-    B.super_resolve_block(xp[..., :h * 2 + 48, :h * 2 + 48], p, spec)  # load + warm-up
+    B.super_resolve_block(np.pad(x[..., :48, :48], ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric"), p,
+                          spec)  # load + warm-up
     base = rss_gib()
     threading.Thread(target=sample, daemon=True).start()
     t0 = time.perf_counter()
@@ -79,9 +84,9 @@ def main() -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1) as pool:
-            y, _ = pool.submit(B.super_resolve_block_sums, xp, p, spec, **R.AS_PIPELINE).result()
+            y, _ = pool.submit(B.super_resolve_block_sums, xp, p, spec, pads, **R.AS_PIPELINE).result()
     else:
-        y, _ = B.super_resolve_block_sums(xp, p, spec, **R.AS_PIPELINE)
+        y, _ = B.super_resolve_block_sums(xp, p, spec, pads, **R.AS_PIPELINE)
     seconds = time.perf_counter() - t0
     part[0] = "end"
     time.sleep(0.05)
