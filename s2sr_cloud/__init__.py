@@ -13,12 +13,13 @@ from typing import Any
 # computing; with huge pages one x4 chunk function ran 14% faster (benchmarks/RESULTS.md). A value already set
 # (THP_MEM_ALLOC_ENABLE=0) wins.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-# oneDNN (torch's CPU convolutions) keeps every convolution primitive it made, each with its scratch memory, for
-# reuse with the same shapes (up to 1024). A chunk's band groups and area edges give many shapes: at a 732 px x10
-# block on an area's edge the cache held 0.5 GiB that nothing would use again (the peak 3.02 -> 2.48 GiB with no
-# cache; 4% slower on a small x4 block: benchmarks/RESULTS.md, round 12). Read when the first primitive is made; a
-# value already set wins.
-os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
+# oneDNN (torch's CPU convolutions) keeps the convolution primitives it made, each with its scratch memory, for reuse
+# with the same shapes (up to 1024 by default). A chunk's band groups, strips and area edges give many shapes: at a
+# 732 px x10 block on an area's edge they held about 0.5 GiB that nothing used again. Measured on 2 dask workers,
+# the x10 default chunk (benchmarks/rss_diag.py 1098 --grid 732,366 --model default --ensemble 1 --scale 10
+# --workers 2): 1024 (the default): 356 s, worker peak 3.48 GiB; 16: 321 s, 2.95 GiB; 0 (no cache): 480 s, 2.69
+# GiB. Read when the first primitive is made; a value already set wins.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 from ._process import tune_malloc  # noqa: E402
 
