@@ -222,7 +222,7 @@ def test_a_store_begun_under_another_memory_budget_is_resumed_not_refused(tmp_pa
     uninterrupted run's. An explicit other --chunk is still another job."""
     out = tmp_path / "o.zarr"
     args = (*QUICK, "--out", str(out), "--mask", "none", "--scheduler", scheduler)
-    monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "0.03")  # x4: 108 px -> 80, 80, 80
+    monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "0.5062")  # x4: 108 px -> 80, 80, 80
     rc, _, err = s2sr(capsys, *args)
     assert rc == 0, err
     attrs = store.read_attrs(str(out))
@@ -231,7 +231,7 @@ def test_a_store_begun_under_another_memory_budget_is_resumed_not_refused(tmp_pa
     g = zarr.open_group(str(out), mode="r+")  # as a run killed with the second row of chunks not written leaves it
     g[store.DONE][0, 1, :] = 0
     store.set_status(str(out), "incomplete")
-    monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "0.05")  # x4: 144 px -> 120, 120
+    monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "0.511")  # x4: 144 px -> 120, 120
     rc, stdout, err = s2sr(capsys, *args)
     assert rc == 0, err
     assert "3 computed, 6 already done, 9 in all" in stdout
