@@ -18,7 +18,7 @@ import torch
 from ..config import env_number
 from ..errors import ConfigError, ModelError
 from ..ops import tops
-from ..ops.block import cut_groups, groups, smooth_upsample
+from ..ops.block import cut_bands, groups, smooth_upsample
 from ..ops.resample import fill_nan
 
 # grid pixels cropped from each side: one for all sides, or (top, bottom, left, right); for all bands, or per native
@@ -268,10 +268,7 @@ class TorchPredictor:
                 del step
                 yield f, ks, y.float()
                 del y  # before the next bands are made: one prediction held at a time, not two
-        pred = self.predict_t(x, factors, scale, crops)
-        for f, g in cut_groups(pred, factors, scale, crops):
-            for i in range(0, g.shape[1], band_batch):
-                yield f, list(range(i, min(i + band_batch, g.shape[1]))), g[:, i:i + band_batch]
+        yield from cut_bands(self.predict_t(x, factors, scale, crops), factors, scale, crops, band_batch)
 
     def predict(self, x: np.ndarray, factors: tuple[int, ...], scale: int) -> np.ndarray:
         entry = self._entry()
