@@ -77,6 +77,7 @@ def main() -> None:
     spec = B.BlockSpec(scale, f, h, quantum=(1e-4, -0.1))
     B.super_resolve_block(np.pad(x[..., :48, :48], ((0, 0), (0, 0), (h, h), (h, h)), mode="symmetric"), p,
                           spec)  # load + warm-up
+    B.TIMINGS.clear()  # the block's own parts
     base = rss_gib()
     threading.Thread(target=sample, daemon=True).start()
     t0 = time.perf_counter()
@@ -94,6 +95,7 @@ def main() -> None:
     print(json.dumps({"scale": scale, "core": core, "halo": h, "ensemble": ens, "base_gib": round(base, 3),
                       "seconds": round(seconds, 1), "output_gib": round(y.nbytes / 2**30, 3),
                       "peak_gib_by_part": {k: round(v, 3) for k, v in peaks.items()},
+                      "seconds_by_part": {k: round(v, 2) for k, v in B.TIMINGS.items()},
                       "high_water_gib": round(R.peak_rss_gib(), 3)}))
 
 

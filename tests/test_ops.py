@@ -333,3 +333,28 @@ def test_dn_output_is_the_store_encoding_of_the_float_output():
     floats = zarr.create_array(store={}, shape=fl[0, 0].shape, dtype="float32", fill_value=np.nan)
     with pytest.raises(store.OutputError, match="uint16 DN cannot go into the float32 array"):
         store._encode(floats, dn[0, 0])
+
+
+@pytest.mark.parametrize("k, shape", [(4, (3, 24, 40)), (10, (2, 30, 10)), (1, (2, 7, 9)), (6, (1, 6, 6))])
+def test_torch_quantiser_and_contraction_equal_numpy_and_leave_their_input(k, shape):
+    """The torch quantiser (by footprint, in place on its own copy) and the contraction (by broadcasting per
+    footprint) give numpy's values bit for bit, also where a footprint is a whole row (no copy is needed to lay
+    the footprints out) or k == 1, and leave their input unchanged. Real bands, footprints that dip below 0."""
+    import torch
+
+    from s2sr_cloud.ops import tops
+    from s2sr_cloud.ops.resample import contract_nonneg
+
+    c, hh, ww = shape
+    x = X[0, :c, :hh, :ww].astype(np.float64) / 1e-4  # DN of real bands
+    xn = np.round(block_mean(x, k))
+    y = x - block_mean(x, k).repeat(k, -2).repeat(k, -1) + xn.repeat(k, -2).repeat(k, -1)  # consistent
+    y[:, :k, :] -= 1.3 * y[:, :k, :].max()  # the first row of footprints dips below 0 (input >= 0)
+    yt, before = torch.from_numpy(y.copy()), y.copy()
+    got = tops.contract_nonneg(yt, torch.from_numpy(xn), k).numpy()
+    assert np.array_equal(got, contract_nonneg(y, xn, k))
+    if k > 1:
+        assert (got[:, :k].min() >= 0) and not np.array_equal(got, y)  # something was contracted
+    q = tops.quantize_consistent(yt, torch.from_numpy(xn), k).numpy()
+    assert np.array_equal(q, quantize_consistent(y, xn, k))
+    assert np.array_equal(yt.numpy(), before)

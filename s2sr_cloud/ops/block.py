@@ -206,16 +206,21 @@ def _consistent_into(y: torch.Tensor, chans: list[int], pred: torch.Tensor, fill
     rows = strip_native_rows((wn - 2 * m) * k, k, pred.shape[0] * pred.shape[1], pred.device)
     for r0, r1, yc in tops.project_strips(pred, filled, k, spec.smooth_iters, crop=m, rows=rows, dtype=dt,
                                           pads=mirror):
-        fs, ms = filled[..., m + r0:m + r1, m:wn - m], tops.replicate(mask[..., m + r0:m + r1, m:wn - m], k)
-        if quantum is not None:  # uint16 DN, DN_FILL on nodata
+        fs, ms = filled[..., m + r0:m + r1, m:wn - m], mask[..., m + r0:m + r1, m:wn - m]
+        if quantum is not None:  # uint16 DN, DN_FILL on nodata; by footprint (tops.quantize_blocks)
             sf, off = quantum
-            out = tops.quantize_consistent((yc.double() - off) / sf, torch.round((fs - off) / sf), k)
-            out = out.clamp(0, DN_MAX).masked_fill(ms, DN_FILL).to(torch.uint16)
+            yc = yc.double().sub_(off).div_(sf)  # (yc: this strip's own float64 tensor)
+            q = tops.quantize_blocks(yc, torch.round((fs - off) / sf), k)
+            del yc
+            q = q.clamp_(0, DN_MAX).masked_fill_(ms[..., None], DN_FILL)
+            for j, ci in enumerate(chans):  # band by band: torch has no list indexing into uint16
+                dst = y[:, ci, r0 * k:r1 * k]
+                dst.view(*dst.shape[:-2], r1 - r0, k, -1, k).copy_(tops.unblock(q[:, j], k))  # (to uint16)
         else:
-            out = yc.masked_fill(ms, float("nan")).float()
-        del yc
-        for j, ci in enumerate(chans):  # band by band: torch has no list indexing into uint16
-            y[:, ci, r0 * k:r1 * k] = out[:, j]
+            out = yc.masked_fill(tops.replicate(ms, k), float("nan")).float()
+            del yc
+            for j, ci in enumerate(chans):
+                y[:, ci, r0 * k:r1 * k] = out[:, j]
 
 
 def strip_native_rows(w: int, k: int, planes: int, device: torch.device) -> int:

@@ -281,8 +281,11 @@ def contract_nonneg(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
         return y
     one = torch.ones((), dtype=y.dtype, device=y.device)
     a = torch.where(bad, x / torch.where(bad, x - mn, one), one)
-    xr = replicate(x, k)
-    return torch.where(replicate(bad, k), (xr + replicate(a, k) * (y - xr)).clamp(min=0), y)
+    # per footprint, by broadcasting over its k x k pixels: the same arithmetic as on replicated x, a and bad,
+    # without their three full-size copies
+    yb = y.reshape(*lead, h // k, k, w // k, k)
+    xb, ab, badb = (v[..., :, None, :, None] for v in (x, a, bad))
+    return torch.where(badb, (xb + ab * (yb - xb)).clamp(min=0), yb).reshape(*lead, h, w)
 
 
 def quantize_consistent(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -291,14 +294,30 @@ def quantize_consistent(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tenso
     the largest fractional parts (float32), the first of equal ones first; on CPU found by ``_round_up_select``
     (no sort), elsewhere by ``_round_up_sort``: the same pixels."""
     *lead, H, W = y.shape
+    return unblock(quantize_blocks(y, x, k), k).reshape(*lead, H, W)
+
+
+def quantize_blocks(y: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+    """``quantize_consistent`` by footprint: (..., h, w, k * k) float64 integers, each footprint's pixels in row
+    order (``unblock`` gives the image's layout). ``y`` is not changed."""
+    *lead, H, W = y.shape
     h, w = H // k, W // k
     blocks = y.reshape(*lead, h, k, w, k).transpose(-3, -2).reshape(*lead, h, w, k * k)
+    if blocks._is_view():  # (k == 1 or one footprint a row: no copy was needed) the steps below work in place
+        blocks = blocks.clone()
     q = torch.floor(blocks)
-    frac = (blocks - q).float()
+    frac = blocks.sub_(q).float()
+    del blocks
     deficit = torch.round(x * (k * k) - q.sum(-1)).clamp(0, k * k)
     up = (_round_up_select if y.device.type == "cpu" else _round_up_sort)(frac, deficit)
-    q = q + up.to(q.dtype)
-    return q.reshape(*lead, h, w, k, k).transpose(-3, -2).reshape(*lead, H, W)
+    return q.add_(up)
+
+
+def unblock(b: torch.Tensor, k: int) -> torch.Tensor:
+    """(..., h, w, k * k) footprints in row order -> a (..., h, k, w, k) view in the image's order (reshape it to
+    (..., h * k, w * k); ``copy_`` it into such a view of an image to write it without another copy)."""
+    *lead, h, w, _ = b.shape
+    return b.reshape(*lead, h, w, k, k).transpose(-3, -2)
 
 
 def _round_up_sort(frac: torch.Tensor, deficit: torch.Tensor) -> torch.Tensor:
