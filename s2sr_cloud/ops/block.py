@@ -13,6 +13,7 @@ per smooth step around each output pixel, i.e. ``post_reach`` = 2 * smooth_iters
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -232,9 +233,16 @@ def strip_native_rows(w: int, k: int, planes: int, device: torch.device) -> int:
 
 
 def _decode_t(dn: torch.Tensor, quantum: tuple[float, float]) -> torch.Tensor:
-    """uint16 DN -> float32 reflectance, NaN at DN_FILL (``decode_dn``'s torch twin, the same values)."""
-    sf, off = quantum
-    d = dn.to(torch.int32)
+    """uint16 DN -> float32 reflectance, NaN at DN_FILL (``decode_dn``'s torch twin, the same values): a look-up
+    in the table of all 65536 codes (one gather; the arithmetic per pixel was 7 passes, 4x slower on CPU)."""
+    return torch.index_select(_decode_table(*quantum, dn.device), 0, dn.reshape(-1).to(torch.int32)
+                              ).reshape(dn.shape)
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_table(sf: float, off: float, device: torch.device) -> torch.Tensor:
+    """float32 reflectance of every uint16 code, NaN at DN_FILL."""
+    d = torch.arange(DN_FILL + 1, dtype=torch.int32, device=device)
     return (d.double() * sf + off).float().masked_fill(d == DN_FILL, float("nan"))
 
 
