@@ -6,7 +6,8 @@ high-water mark.
     .venv/bin/python benchmarks/chunk_memory.py 10 384 1     # scale, core px, ensemble (None: the model's)
 
 ``CHUNK_MEMORY_PADS=0,108,0,108``: context on each side (top, bottom, left, right; 0: an area edge, as the
-top-left chunk of an area has). ``CHUNK_MEMORY_THREAD=1``: the block runs in a worker thread (a dask worker's way); with
+top-left chunk of an area has). ``CHUNK_MEMORY_MODEL=bicubic``: the bicubic predictor (its block is nearly all
+consistency, detail and statistics: their cost per output pixel). ``CHUNK_MEMORY_THREAD=1``: the block runs in a worker thread (a dask worker's way); with
 ``MALLOC_TRIM_THRESHOLD_=65536`` the process's allocator is tuned as a dask worker's is (``s2sr_cloud._process``).
 """
 from __future__ import annotations
@@ -68,7 +69,8 @@ def main() -> None:
         B.STRIP_OUTPUT_PX = int(os.environ["CHUNK_MEMORY_STRIP_PX"])
     B.set_timing(True)
     torch.set_num_threads(1)
-    p = P.TorchPredictor(R.MODEL, ensemble=ens, device="cpu")
+    bicubic = os.environ.get("CHUNK_MEMORY_MODEL") == "bicubic"  # (the parts after the network alone, nearly)
+    p = P.BicubicPredictor(device="cpu") if bicubic else P.TorchPredictor(R.MODEL, ensemble=ens, device="cpu")
     f = nets.S2_FACTORS
     h = required_halo(p.reach(f, scale), f)
     x = np.pad(x, ((0, 0), (0, 0), (0, core), (0, core)), mode="symmetric")[..., :core, :core]
@@ -92,7 +94,7 @@ def main() -> None:
     part[0] = "end"
     time.sleep(0.05)
     stop[0] = True
-    print(json.dumps({"scale": scale, "core": core, "halo": h, "ensemble": ens, "base_gib": round(base, 3),
+    print(json.dumps({"model": p.name, "scale": scale, "core": core, "halo": h, "ensemble": ens, "base_gib": round(base, 3),
                       "seconds": round(seconds, 1), "output_gib": round(y.nbytes / 2**30, 3),
                       "peak_gib_by_part": {k: round(v, 3) for k, v in peaks.items()},
                       "seconds_by_part": {k: round(v, 2) for k, v in B.TIMINGS.items()},
