@@ -224,19 +224,55 @@ def _held_results(sample_ds, out: str, priority: bool, fused: bool = False) -> t
             assert sr.sizes["chunk_y"] * sr.sizes["chunk_x"] == 16
             write.write_output(sr, out, client=client)
             return client.run_on_scheduler(lambda dask_scheduler: [
-                (p.most, sum(p.at_new) / len(p.at_new), len(p.at_new)) for p in dask_scheduler.plugins.values()
+                (p.most, sum(p.at_new) / max(1, len(p.at_new)), len(p.at_new)) for p in dask_scheduler.plugins.values()
                 if type(p).__name__ == "HeldResults"][0])
+
+
+def test_a_template_that_fails_stops_the_write_tasks_already_running(sample_ds, tmp_path, monkeypatch):
+    """On a cluster the write tasks (each super-resolving its chunk) run while the client writes the store's
+    template. When the template fails after creating the store, the running tasks learn it at their write: none
+    writes a chunk into the half-made store, and none waits for the template that never comes."""
+    from s2sr_cloud.errors import OutputError
+    from s2sr_cloud.io import store
+    from s2sr_cloud.pipeline import write
+
+    real = store.write_template
+
+    def half_made(*args, **kwargs):
+        time.sleep(0.5)  # the workers are super-resolving their first chunks meanwhile
+        real(*args, **kwargs)  # the store and its arrays exist
+        raise OutputError("cannot create the output store (test): check that the location is writable")
+
+    monkeypatch.setattr(store, "write_template", half_made)
+    out = tmp_path / "half.zarr"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        sr = super_resolve(sample_ds, 2, SlowBicubic(), chunk=60)
+        with pytest.raises(OutputError, match="cannot create the output store"):
+            write.write_output(sr, str(out), client=client)
+        def running() -> int:  # tasks still on the worker's threads (cancelled ones too)
+            return sum(client.run(lambda dask_worker: len(dask_worker.active_threads)).values())
+
+        deadline = time.monotonic() + 30
+        while running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running()  # none waits for the template (TEMPLATE_WAIT_S, 300 s)
+    assert (out / "B02").is_dir()  # the half-made store
+    assert not store.done_mask(str(out)).any()
+    written = [v for v in (*ALL_BANDS, store.DETAIL, store.SUMS) if (out / v / "c").exists()]
+    assert (out / store.DETAIL).is_dir() and not written  # (the template writes only the coordinates' chunks)
 
 
 def test_a_finished_block_is_written_before_the_next_is_made(sample_ds, tmp_path):
     """Worker memory must not grow with the area: on one single-threaded worker, finished blocks are written (and
     released) as they come, not after more SR tasks. On CPU workers each write task super-resolves its own chunk
-    (``graph.FusedSR``): only the first chunk, super-resolved while the store's template is written, is held
-    between tasks. With SR and write in separate tasks (GPU workers), without the priority of the consuming tasks
+    (``graph.FusedSR``), the first ones while the store's template is written: no SR task runs on its own, no
+    finished block is held between tasks. With SR and write in separate tasks (GPU workers), without the priority
+    of the consuming tasks
     (the control runs, in the same test so under the same load), dask ran SR tasks ahead and held more finished
     blocks."""
     most, _, alone = _held_results(sample_ds, str(tmp_path / "fused.zarr"), True, fused=True)
-    assert most == 1 and alone == 1  # one worker thread: one chunk before the template; 15 fused SR + write tasks
+    assert most == 0 and alone == 0  # 16 fused SR + write tasks, submitted with the template on its way
     runs = {p: [_held_results(sample_ds, str(tmp_path / f"{p}{i}.zarr"), p) for i in range(2)] for p in (True, False)}
     # some lookahead is inherent (a free worker starts its next ready SR task before the scheduler has sent the
     # finished block's consumers). Measured with 0.2 s SR tasks, counting chunks super-resolved and not yet

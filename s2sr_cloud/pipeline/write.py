@@ -4,6 +4,7 @@ chunks already done), then the statistics and the ``complete`` mark. Resumable a
 from __future__ import annotations
 
 import sys
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,13 +134,34 @@ def _write_block(*args: Any) -> Any:
     return out
 
 
-def _sr_write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], fused: FusedSR, block: np.ndarray,
-                    t: int, i: int, j: int, *args: Any) -> Any:
+TEMPLATE_WAIT_S = 300.0  # how long a write task waits for the client to write the store's template
+
+
+def _sr_write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], fused: FusedSR, gate: str | None,
+                    block: np.ndarray, t: int, i: int, j: int, *args: Any) -> Any:
     """One chunk's SR task and its write in ONE task (``graph.FusedSR``): the finished block goes straight to the
-    store, and no worker holds it while it runs its next chunk."""
+    store, and no worker holds it while it runs its next chunk. ``gate``: the name of the distributed Variable
+    through which the client says that the store's template is written (``_run_on_cluster``): the chunk is
+    super-resolved meanwhile, and written only after it."""
     y, sums = fused.run(block, t, i, j)
     del block
+    if gate is not None:
+        _await_template(gate)
     return _write_block(url, opts, names, y, sums, *args)
+
+
+def _await_template(gate: str) -> None:
+    """Block until the client has written the store's template (the Variable ``gate`` says "ok"); raise when it
+    failed, or when nothing is said within ``TEMPLATE_WAIT_S`` (the client is gone)."""
+    from distributed import Variable
+
+    try:
+        state = Variable(gate).get(timeout=TEMPLATE_WAIT_S)
+    except TimeoutError:
+        state = f"no word from the client in {TEMPLATE_WAIT_S:.0f} s"
+    if state != "ok":
+        raise OutputError(f"the output store's template was not written ({state}): this chunk was not written; "
+                          "re-run the same command")
 
 
 def _is_read_error(err: BaseException) -> bool:
@@ -176,15 +198,15 @@ def _run_tasks(tasks: list[Any]) -> None:
 def _run_on_cluster(client: Any, parts: list[list[Any]], make_writes: Any, before_writes: Any,
                     keys: list[tuple[int, int, int]], progress: bool, retries: int, fused: bool = False) -> None:
     """The chunks on a distributed cluster. ``parts``, per chunk: the delayed blocks its write takes (its output
-    block and its statistics sums); ``make_writes(parts)``: the delayed write tasks (a chunk given None: the write
-    task super-resolves it itself, ``fused``). First the super-resolution of as many chunks as the cluster has
-    threads is submitted on its own, then ``before_writes()`` runs here (the store's template: metadata and
-    coordinates, 0.4-1.9 s on the client, while the workers already compute), then every write task (those first
-    chunks' from their futures). Only those first chunks can finish before their write is submitted. Every chunk
-    that can finish does; failures are reported by chunk afterwards."""
-    from distributed import progress as dask_progress
-    from distributed import wait
-
+    block and its statistics sums); ``make_writes(parts, gate)``: the delayed write tasks. ``fused``: the write
+    tasks super-resolve their chunk themselves (``_run_fused_on_cluster``). Otherwise the super-resolution of as
+    many chunks as the cluster has threads is submitted on its own first, then ``before_writes()`` runs here (the
+    store's template: metadata and coordinates, 0.4-1.9 s on the client, while the workers already compute), then
+    every write task (those first chunks' from their futures). Only those first chunks can finish before their
+    write is submitted. Every chunk that can finish does; failures are reported by chunk afterwards."""
+    if fused:
+        _run_fused_on_cluster(client, len(parts), make_writes, before_writes, keys, progress, retries)
+        return
     head: list[Any] = []
     writes: list[Any] = []
     try:
@@ -197,16 +219,49 @@ def _run_on_cluster(client: Any, parts: list[list[Any]], make_writes: Any, befor
         before_writes()
         if not parts:
             return
-        rest = [None] * (len(parts) - n) if fused else parts[n:]
-        writes = client.compute(make_writes(head + rest), retries=retries)
+        writes = client.compute(make_writes(head + parts[n:]), retries=retries)
         head = []  # from here the write tasks alone hold the first chunks' blocks: each is released once written
-        if progress:
-            dask_progress(writes, notebook=False)
-            sys.stdout.write("\n")
-        wait(writes)
+        _finish_writes(writes, keys, progress)
     except BaseException:  # interrupted, or the template failed: stop the chunks not yet written, keep the done
         client.cancel([f for chunk in head for f in chunk] + writes)
         raise
+
+
+def _run_fused_on_cluster(client: Any, n: int, make_writes: Any, before_writes: Any,
+                          keys: list[tuple[int, int, int]], progress: bool, retries: int) -> None:
+    """``_run_on_cluster`` for write tasks that super-resolve their own chunk: every task is submitted at once,
+    then ``before_writes()`` (the template) runs here while the workers compute; each task writes its chunk once
+    the Variable ``gate`` says the template is there (``_await_template``). Before, the first chunk per worker
+    thread was super-resolved on its own meanwhile and the rest submitted after the template: the workers waited
+    for it (about 1 s of each worker's 8 s on 16 bicubic chunks, ``benchmarks/run.py``)."""
+    from distributed import Variable
+
+    gate = Variable(f"s2sr-template-{uuid.uuid4().hex}", client=client)
+    writes: list[Any] = []
+    try:
+        writes = client.compute(make_writes([None] * n, gate.name), retries=retries)
+        try:
+            before_writes()
+        except BaseException as err:  # kept (not deleted): a task that reaches its write later reads it too
+            gate.set(f"{err.__class__.__name__} on the client")
+            raise
+        gate.set("ok")
+        _finish_writes(writes, keys, progress)
+        gate.delete()  # every task is past its write
+    except BaseException:  # interrupted, or the template failed: stop the chunks not yet written, keep the done
+        client.cancel(writes)
+        raise
+
+
+def _finish_writes(writes: list[Any], keys: list[tuple[int, int, int]], progress: bool) -> None:
+    """Wait for the write tasks (a progress bar with ``progress``), then report the failed chunks."""
+    from distributed import progress as dask_progress
+    from distributed import wait
+
+    if progress:
+        dask_progress(writes, notebook=False)
+        sys.stdout.write("\n")
+    wait(writes)
     failed = [(k, f.exception()) for k, f in zip(keys, writes, strict=True) if f.status == "error"]
     _raise_failed(failed, len(writes))
 
@@ -284,12 +339,13 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
     def write_args(t: int, i: int, j: int) -> tuple[Any, ...]:
         return (t + t_offset, i, j, int(y0s[i]), int(x0s[j]), levels)
 
-    def make_writes(parts: list[list[Any] | None]) -> list[Any]:  # per chunk: its block and its sums, or None
+    def make_writes(parts: list[list[Any] | None], gate: str | None = None) -> list[Any]:
+        """Per chunk: its block and its sums, or None (the task super-resolves it; ``gate``: _sr_write_block's)."""
         write, sr_write = dask.delayed(_write_block, pure=True), dask.delayed(_sr_write_block, pure=True)
         with dask.annotate(priority=DOWNSTREAM_PRIORITY):  # a finished block is written before the next is made
             return [write(url, opts, names, p[0], p[1], *write_args(t, i, j), dask_key_name=write_key(t, i, j))
                     if p is not None else
-                    sr_write(url, opts, names, fused, padded[t, 0, i, j], t, i, j, *write_args(t, i, j),
+                    sr_write(url, opts, names, fused, gate, padded[t, 0, i, j], t, i, j, *write_args(t, i, j),
                              dask_key_name=write_key(t, i, j))
                     for (t, i, j), p in zip(keys, parts, strict=True)]
 
