@@ -141,7 +141,7 @@ def _sr_write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], fuse
                     block: np.ndarray, t: int, i: int, j: int, *args: Any) -> Any:
     """One chunk's SR task and its write in ONE task (``graph.FusedSR``): the finished block goes straight to the
     store, and no worker holds it while it runs its next chunk. ``gate``: the name of the distributed Variable
-    through which the client says that the store's template is written (``_run_on_cluster``): the chunk is
+    through which the client says that the store's template is written (``_run_fused_on_cluster``): the chunk is
     super-resolved meanwhile, and written only after it."""
     y, sums = fused.run(block, t, i, j)
     del block
