@@ -83,17 +83,19 @@ def range_server(folder: Path):
             if not path.is_file():
                 self.send_error(404)
                 return
-            data = path.read_bytes()
+            size = path.stat().st_size
             rng = self.headers.get("Range")
-            start, end = 0, len(data) - 1
+            start, end = 0, size - 1
             if rng and rng.startswith("bytes="):
                 a, _, b = rng[6:].partition("-")
-                start, end = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
+                start, end = int(a), min(int(b) if b else size - 1, size - 1)
                 self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             else:
                 self.send_response(200)
-            body = data[start:end + 1]
+            with path.open("rb") as f:  # the range only (reading the whole file per request cost the client's CPU)
+                f.seek(start)
+                body = f.read(max(0, end + 1 - start))
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
