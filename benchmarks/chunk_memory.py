@@ -7,8 +7,9 @@ high-water mark.
 
 ``CHUNK_MEMORY_PADS=0,108,0,108``: context on each side (top, bottom, left, right; 0: an area edge, as the
 top-left chunk of an area has). ``CHUNK_MEMORY_MODEL=bicubic``: the bicubic predictor (its block is nearly all
-consistency, detail and statistics: their cost per output pixel). ``CHUNK_MEMORY_THREAD=1``: the block runs in a worker thread (a dask worker's way); with
-``MALLOC_TRIM_THRESHOLD_=65536`` the process's allocator is tuned as a dask worker's is (``s2sr_cloud._process``).
+consistency, detail and statistics: their cost per output pixel). ``CHUNK_MEMORY_THREAD=1``: the block runs in a
+worker thread (a dask worker's way); with ``MALLOC_TRIM_THRESHOLD_=65536`` the process's allocator is tuned as a
+dask worker's is (``s2sr_cloud._process``).
 """
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def main() -> None:
     part[0] = "end"
     time.sleep(0.05)
     stop[0] = True
-    print(json.dumps({"model": p.name, "scale": scale, "core": core, "halo": h, "ensemble": ens, "base_gib": round(base, 3),
+    print(json.dumps({"model": p.name, "scale": scale, "core": core, "halo": h, "ensemble": ens,
+                      "base_gib": round(base, 3),
                       "seconds": round(seconds, 1), "output_gib": round(y.nbytes / 2**30, 3),
                       "peak_gib_by_part": {k: round(v, 3) for k, v in peaks.items()},
                       "seconds_by_part": {k: round(v, 2) for k, v in B.TIMINGS.items()},
