@@ -10,6 +10,8 @@
 # Call 2 (H100; .base = round 10, 2e1435e): gpu_sh chunk_new chunk_base tile
 # Call 3 (H200; .base = round 10): chunk_new chunk_base gpu_sh   (gpu_chunk.py now calls the chunk function as
 #   the pipeline does: call 2's chunk_new included a host-side DN decode the pipeline never runs)
+# Round 14 (H200; .base = round 11's final code, fa5fb9b, with this commit's gpu_chunk.py: x10 blocks of 732 px
+#   for both): gpu_sh chunk_new chunk_base tile
 set -u
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || pwd)"
 . benchmarks/device/unpack.sh
