@@ -11,7 +11,9 @@
 # Call 3 (H200; .base = round 10): chunk_new chunk_base gpu_sh   (gpu_chunk.py now calls the chunk function as
 #   the pipeline does: call 2's chunk_new included a host-side DN decode the pipeline never runs)
 # Round 14 (H200; .base = round 11's final code, fa5fb9b, with this commit's gpu_chunk.py: x10 blocks of 732 px
-#   for both): gpu_sh chunk_new chunk_base tile
+#   for both): gpu_sh chunk_new chunk_base tile; then tile tile
+# Round 14, call 3 (.v0 = HEAD before the malloc trim in the band loop was kept off CUDA): tile3 tile3
+#   tile3       the whole tile with this code, .v0's and .base's, in turn
 set -u
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || pwd)"
 . benchmarks/device/unpack.sh
@@ -35,6 +37,14 @@ for step in "$@"; do
         PYTHONPATH=$P timeout $(( L / 2 )) python3 benchmarks/gpu_tile.py --ensembles default --threads 4 \
           > $OUT/gpu_tile_$code.log 2>&1; echo "rc $?"
         grep -v Warn $OUT/gpu_tile_$code.log | grep -v '^{' | tail -3 | cut -c1-900
+      done ;;
+    tile3) L=$(left 240); el "== whole tile, this code, .v0's, .base's, 4 threads (limit $L s)"; [ $L -gt 40 ] || continue
+      N=$(( ${N:-0} + 1 ))
+      for code in new v0 base; do
+        P=/tmp/site:$PWD; [ $code = new ] || P=/tmp/site:$PWD/.$code
+        PYTHONPATH=$P timeout 60 python3 benchmarks/gpu_tile.py --ensembles default --threads 4 \
+          > $OUT/gpu_tile_${code}_$N.log 2>&1; echo "$code rc $?"
+        grep -v Warn $OUT/gpu_tile_${code}_$N.log | grep -v '^{' | tail -3 | cut -c1-900
       done ;;
   esac
 done
