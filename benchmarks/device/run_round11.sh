@@ -12,7 +12,8 @@
 #   the pipeline does: call 2's chunk_new included a host-side DN decode the pipeline never runs)
 # Round 14 (H200; .base = round 11's final code, fa5fb9b, with this commit's gpu_chunk.py: x10 blocks of 732 px
 #   for both): gpu_sh chunk_new chunk_base tile; then tile tile
-# Round 14, call 3 (.v0 = HEAD before the malloc trim in the band loop was kept off CUDA): tile3 tile3
+# Round 14, calls 3 and 4 (new = the malloc trim in the band loop kept off CUDA, commit 0218ed2, reverted after:
+#   no gain measured; .v0 = the code before it): tile3 tile3, then tile3
 #   tile3       the whole tile with this code, .v0's and .base's, in turn
 set -u
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || pwd)"

@@ -391,11 +391,8 @@ def block_t(x: torch.Tensor, predictor: Predictor, spec: BlockSpec, pads: int | 
             while done < len(idx):
                 # the previous bands' strip temporaries (tens of MB each) freed in the allocator's heaps: back to
                 # the OS before the network allocates again (in a dask worker, whose allocator keeps freed memory
-                # under 32 MiB for reuse, they added 0.3-0.5 GiB to a 732 px x10 block's peak). Not on CUDA: there the
-                # temporaries are the device's, and a trim (process-wide) only takes pages from the worker's other
-                # threads' reads and writes
-                if dev.type != "cuda":
-                    release_memory()
+                # under 32 MiB for reuse, they added 0.3-0.5 GiB to a 732 px x10 block's peak)
+                release_memory()
                 with _Timer("network", dev):
                     pf, ks, pred = next(preds)
                 assert pf == f and ks[0] == done, (pf, f, ks, done)
