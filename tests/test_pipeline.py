@@ -36,6 +36,23 @@ def test_loader_keeps_native_grids(sample_ds):
     assert np.array_equal(b05[0::2, 0::2], b05[1::2, 1::2], equal_nan=True)  # 20 m pixels replicated, not interpolated
 
 
+def test_each_band_block_is_read_and_scaled_in_one_task():
+    """The SR graph takes each band block's read and its reflectance step as one task (they were two: 192 of a
+    16-chunk job's 546 tasks, each a scheduler round trip); the SCL block stays one task shared by the bands."""
+    from collections import Counter
+
+    from dask.utils import key_split
+
+    with sample_catalog() as url:
+        items = search_items(url, "sentinel-2-l2a")
+    ds = load_reflectance(items, grid_for(items, ALL_BANDS, None), 120)  # lazy: reads from the COGs
+    assert Counter(key_split(k) for k in ds["B02"].data.__dask_graph__())["reflectance"] == 4  # as loaded: two steps
+    sr = super_resolve(ds, 4, chunk=120)
+    tasks = Counter(key_split(k) for k in sr["B02"].data.__dask_graph__())
+    assert tasks["reflectance"] == 0, tasks
+    assert all(tasks[b] == 4 for b in ALL_BANDS) and tasks["s2sr-super-resolve"] == 4, tasks  # 2 x 2 chunks
+
+
 @pytest.mark.parametrize("chunk", [66, 96, 120, 240])
 def test_dask_output_matches_whole_array(sample_ds, chunk):
     out = super_resolve(sample_ds, 4, BicubicPredictor(), chunk=chunk, quantize=False).compute(scheduler="sync")
