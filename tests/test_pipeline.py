@@ -420,3 +420,17 @@ def test_default_chunks_come_from_the_memory_budget_up_to_the_cap(monkeypatch):
     assert (graph.default_chunk(4), graph.default_chunk(10)) == (444, 174)
     monkeypatch.setenv("S2SR_CHUNK_MEMORY_GIB", "64")
     assert (graph.default_chunk(4), graph.default_chunk(10)) == (798, 798)
+
+
+def test_a_user_config_that_fuses_delayed_graphs_does_not_break_the_write(tmp_path):
+    """``optimization.fuse.delayed: True`` (a dask setting a user may have) made every write fail with dask's
+    TypeError (unhashable type: 'list'); the write turns it off for its own tasks."""
+    import s2sr_cloud
+    from s2sr_cloud.io import store
+
+    sr = s2sr_cloud.super_resolve(s2sr_cloud.load(s2sr_cloud.search("sample"), chunk=120), 4, "bicubic", chunk=120)
+    with dask.config.set({"optimization.fuse.delayed": True, "scheduler": "sync"}):
+        s2sr_cloud.write(sr, str(tmp_path / "o.zarr"))
+        assert dask.config.get("optimization.fuse.delayed") is True  # the user's setting is left as it was
+    assert store.inspect_output(str(tmp_path / "o.zarr")).complete
+

@@ -350,12 +350,15 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
                     for (t, i, j), p in zip(keys, parts, strict=True)]
 
     parts = [[blocks[t, 0, i, j], sums[t, 0, i, j]] for t, i, j in keys]
-    if client is None:
-        template()
-        _run_tasks(make_writes([None] * len(parts) if fused else parts))
-    else:
-        _run_on_cluster(client, parts, make_writes, template, [(t + t_offset, i, j) for t, i, j in keys], progress,
-                        retries, fused is not None)
+    # dask's fusion of delayed graphs (``optimization.fuse.delayed``, off by default) fails on a list of write
+    # tasks (TypeError: unhashable type: 'list', in dask's fuse_linear_task_spec): off here, whatever the user set
+    with dask.config.set({"optimization.fuse.delayed": False}):
+        if client is None:
+            template()
+            _run_tasks(make_writes([None] * len(parts) if fused else parts))
+        else:
+            _run_on_cluster(client, parts, make_writes, template, [(t + t_offset, i, j) for t, i, j in keys],
+                            progress, retries, fused is not None)
     if not store.done_mask(url).all():
         raise OutputError(f"{store.redact_url(url)}: some chunks are not written; re-run the same command to finish "
                           "them")
