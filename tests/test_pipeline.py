@@ -433,4 +433,3 @@ def test_a_user_config_that_fuses_delayed_graphs_does_not_break_the_write(tmp_pa
         s2sr_cloud.write(sr, str(tmp_path / "o.zarr"))
         assert dask.config.get("optimization.fuse.delayed") is True  # the user's setting is left as it was
     assert store.inspect_output(str(tmp_path / "o.zarr")).complete
-
