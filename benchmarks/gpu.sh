@@ -15,7 +15,8 @@ if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
 else
   DEVICE=cuda
 fi
-echo "== pytest -m gpu (tests/test_gpu.py, the gpu test in tests/test_predictors.py)"
-timeout 150 "$PY" -m pytest -q -m gpu tests/test_gpu.py tests/test_predictors.py -p no:cacheprovider 2>&1 | tail -15
+echo "== pytest -m gpu (tests/test_gpu.py, the gpu tests in tests/test_predictors.py and tests/test_ops.py)"
+timeout 150 "$PY" -m pytest -q -m gpu tests/test_gpu.py tests/test_predictors.py tests/test_ops.py -p no:cacheprovider \
+  2>&1 | tail -15
 echo "== benchmark (embedded sample, device $DEVICE)"
 S2SR_TORCH_THREADS=${S2SR_TORCH_THREADS:-1} timeout 200 "$PY" benchmarks/run.py --quick --data sample --device "$DEVICE" --workers 1

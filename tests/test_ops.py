@@ -3,6 +3,7 @@ chunk invariance."""
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,9 @@ from .conftest import sample_grid_stack
 
 BANDS = ("B01", "B02", "B04", "B05", "B11")
 X, FACTORS = sample_grid_stack(BANDS)  # (1, 5, 240, 240)
+# the device tests' CUDA case (marked gpu: benchmarks/gpu.sh runs them; skipped without a GPU)
+CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                       reason="needs a CUDA GPU")])
 
 
 def _whole(x, predictor, scale, factors, **kw):
@@ -335,13 +339,13 @@ def test_dn_output_is_the_store_encoding_of_the_float_output():
         store._encode(floats, dn[0, 0])
 
 
+@pytest.mark.parametrize("device", ["cpu", CUDA])
 @pytest.mark.parametrize("k, shape", [(4, (3, 24, 40)), (10, (2, 30, 10)), (1, (2, 7, 9)), (6, (1, 6, 6))])
-def test_torch_quantiser_and_contraction_equal_numpy_and_leave_their_input(k, shape):
-    """The torch quantiser (by footprint, in place on its own copy) and the contraction (by broadcasting per
-    footprint) give numpy's values bit for bit, also where a footprint is a whole row (no copy is needed to lay
-    the footprints out) or k == 1, and leave their input unchanged. Real bands, footprints that dip below 0."""
-    import torch
-
+def test_torch_quantiser_and_contraction_equal_numpy_and_leave_their_input(k, shape, device):
+    """The torch quantiser (by footprint, in place on its own copy; on CUDA by the sort) and the contraction (by
+    broadcasting per footprint) give numpy's values bit for bit, also where a footprint is a whole row (no copy is
+    needed to lay the footprints out) or k == 1, and leave their input unchanged. Real bands, footprints that dip
+    below 0."""
     from s2sr_cloud.ops import tops
     from s2sr_cloud.ops.resample import contract_nonneg
 
@@ -350,11 +354,11 @@ def test_torch_quantiser_and_contraction_equal_numpy_and_leave_their_input(k, sh
     xn = np.round(block_mean(x, k))
     y = x - block_mean(x, k).repeat(k, -2).repeat(k, -1) + xn.repeat(k, -2).repeat(k, -1)  # consistent
     y[:, :k, :] -= 1.3 * y[:, :k, :].max()  # the first row of footprints dips below 0 (input >= 0)
-    yt, before = torch.from_numpy(y.copy()), y.copy()
-    got = tops.contract_nonneg(yt, torch.from_numpy(xn), k).numpy()
+    yt, xt, before = torch.from_numpy(y.copy()).to(device), torch.from_numpy(xn).to(device), y.copy()
+    got = tops.contract_nonneg(yt, xt, k).cpu().numpy()
     assert np.array_equal(got, contract_nonneg(y, xn, k))
     if k > 1:
         assert (got[:, :k].min() >= 0) and not np.array_equal(got, y)  # something was contracted
-    q = tops.quantize_consistent(yt, torch.from_numpy(xn), k).numpy()
+    q = tops.quantize_consistent(yt, xt, k).cpu().numpy()
     assert np.array_equal(q, quantize_consistent(y, xn, k))
-    assert np.array_equal(yt.numpy(), before)
+    assert np.array_equal(yt.cpu().numpy(), before)
