@@ -280,6 +280,27 @@ def test_a_template_that_fails_stops_the_write_tasks_already_running(sample_ds, 
     assert (out / store.DETAIL).is_dir() and not written  # (the template writes only the coordinates' chunks)
 
 
+
+class FailingBicubic(BicubicPredictor):
+    def predict_bands_t(self, *args, **kwargs):
+        raise RuntimeError("model failed (test)")
+
+
+def test_failed_chunks_leave_no_template_variable_on_the_scheduler(sample_ds, tmp_path):
+    """A run whose template was written but whose chunks failed reports them, and deletes the Variable that told
+    its tasks about the template: a long-lived scheduler (Kubernetes runs) must not gather one per failed run."""
+    from s2sr_cloud.errors import OutputError
+    from s2sr_cloud.pipeline import write
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        sr = super_resolve(sample_ds, 2, FailingBicubic(), chunk=120)
+        with pytest.raises(OutputError, match="4 of 4 chunk"):
+            write.write_output(sr, str(tmp_path / "o.zarr"), client=client, retries=0)
+        left = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.extensions["variables"].variables))
+        assert not [v for v in left if v.startswith("s2sr-template-")], left
+
+
 def test_a_finished_block_is_written_before_the_next_is_made(sample_ds, tmp_path):
     """Worker memory must not grow with the area: on one single-threaded worker, finished blocks are written (and
     released) as they come, not after more SR tasks. On CPU workers each write task super-resolves its own chunk

@@ -246,8 +246,11 @@ def _run_fused_on_cluster(client: Any, n: int, make_writes: Any, before_writes: 
             gate.set(f"{err.__class__.__name__} on the client")
             raise
         gate.set("ok")
-        _finish_writes(writes, keys, progress)
-        gate.delete()  # every task is past its write
+        try:
+            _finish_writes(writes, keys, progress)
+        finally:
+            if all(f.done() for f in writes):  # every task is past its write, failed chunks' too (else it stays,
+                gate.delete()  # for a task still running when the client was interrupted)
     except BaseException:  # interrupted, or the template failed: stop the chunks not yet written, keep the done
         client.cancel(writes)
         raise
