@@ -261,7 +261,9 @@ def test_levels_made_by_the_write_tasks_equal_those_made_from_the_store(field, t
             for n in names:
                 arr = root[n]
                 values = arr[0, y0:y0 + chunk, x0:x0 + chunk]
-                overviews.write_block_levels(root, n, values, overviews.stored_fill(arr), 0, int(y0), int(x0), tasks)
+                for path, region, data in overviews.block_level_writes(n, values, overviews.stored_fill(arr), 0,
+                                                                        int(y0), int(x0), tasks):
+                    root[path][region] = data
     assert (overviews.SUMS_GROUP in root) == tasks.sums
     calls = []
     real = overviews._first_sums

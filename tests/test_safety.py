@@ -599,3 +599,34 @@ def test_overwrite_on_s3_swaps_only_when_complete(s3_env, capsys, scheduler, tmp
     assert not any(k.startswith(("B02/c/0/1/", "B02/c/0/0/1")) for k in keys)
     assert "B02/c/0/0/0" in keys
     assert verify_store(url, sample=0).ok
+
+
+def test_a_chunk_whose_write_fails_part_way_is_not_marked_done_and_is_rewritten_whole(tmp_path, capsys, scheduler):
+    """``store.write_block`` writes a chunk's arrays together (the bands, the detail layer and their overview
+    levels): when one of those writes fails (here a real OS error: a folder where a level's chunk file goes), the
+    chunk raises and stays not done; written again, it equals the first run's."""
+    from s2sr_cloud.io import overviews
+
+    out = tmp_path / "o.zarr"
+    rc, _, err = s2sr(capsys, *QUICK, "--out", str(out), "--chunk", "120", "--mask", "none", "--scheduler",
+                      scheduler)
+    assert rc == 0, err
+    reference = _tree(out)
+    g = zarr.open_group(str(out), mode="r+", use_consolidated=False)
+    names = store.layer_names(store.read_attrs(str(out))["bands"], g)
+    full = g[names[0]]
+    assert full.chunks[1:] == (480, 480) and full.shape[1:] == (960, 960)
+    levels = overviews.block_levels((480, 480), (480, 480), names)
+    assert levels is not None and levels.factors[0] == 2
+    block = np.stack([g[n][0:1, 0:480, 480:960] for n in names], axis=1)
+    sums = g[store.SUMS][0:1, :, 0:1, 1:2]
+    g[store.DONE][0, 0, 1] = 0
+    level_chunk = out / store.OVERVIEWS / "2" / "B04" / "c" / "0" / "0" / "1"
+    level_chunk.unlink()
+    (level_chunk / "in-the-way").mkdir(parents=True)
+    with pytest.raises(OSError):
+        store.write_block(str(out), {}, names, block, sums, 0, 0, 1, 0, 480, levels)
+    assert g[store.DONE][0, 0, 1] == 0
+    shutil.rmtree(level_chunk)
+    assert store.write_block(str(out), {}, names, block, sums, 0, 0, 1, 0, 480, levels) == (0, 0, 1)
+    assert _tree(out) == reference

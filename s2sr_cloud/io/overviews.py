@@ -100,11 +100,12 @@ def stored_fill(arr: Any) -> int | None:
 LEVEL_STRIP_PX = 2**20  # full-resolution pixels per strip of a block's levels (float64 temporaries ~40 B / px)
 
 
-def write_block_levels(root: Any, name: str, values: np.ndarray, fill: int | None, t: int, y0: int, x0: int,
-                       levels: BlockLevels) -> None:
+def block_level_writes(name: str, values: np.ndarray, fill: int | None, t: int, y0: int, x0: int,
+                       levels: BlockLevels) -> list[tuple[str, tuple, np.ndarray]]:
     """In a chunk's write task: the task levels of one variable's block ``values`` (y, x) as stored (DN with
     ``fill``, or float32 with NaN) at full-resolution (y0, x0), each from the one below, and the coarsest one's sums
-    when coarser levels follow. Made in strips of rows (a multiple of the coarsest factor: every 2 x 2 pair stays
+    when coarser levels follow, as (array path, region, values) writes (``store.write_block`` makes every write of
+    a chunk in one round trip). Made in strips of rows (a multiple of the coarsest factor: every 2 x 2 pair stays
     inside a strip, so the values are the whole block's): a 7320 px block's float64 level sums were 0.8 GB per
     variable at once, per write thread."""
     from . import store
@@ -122,10 +123,21 @@ def write_block_levels(root: Any, name: str, values: np.ndarray, fill: int | Non
             means[i][r0 // f:r0 // f + sums.shape[-2]] = _mean(sums, fill)[0]
         if last is not None:
             last[:, r0 // g:r0 // g + sums.shape[-2]] = sums[0]
-    for f, m in zip(levels.factors, means, strict=True):
-        root[f"{store.OVERVIEWS}/{f}/{name}"][t, y0 // f:y0 // f + m.shape[0], x0 // f:x0 // f + m.shape[1]] = m
+    out = [(f"{store.OVERVIEWS}/{f}/{name}", (t, slice(y0 // f, y0 // f + m.shape[0]),
+                                                  slice(x0 // f, x0 // f + m.shape[1])), m)
+           for f, m in zip(levels.factors, means, strict=True)]
     if last is not None:
-        root[f"{SUMS_GROUP}/{name}"][t, :, y0 // g:y0 // g + last.shape[-2], x0 // g:x0 // g + last.shape[-1]] = last
+        out.append((f"{SUMS_GROUP}/{name}", (t, slice(None), slice(y0 // g, y0 // g + last.shape[-2]),
+                                             slice(x0 // g, x0 // g + last.shape[-1])), last))
+    return out
+
+
+def level_paths(name: str, levels: BlockLevels) -> list[str]:
+    """The arrays ``block_level_writes`` writes for variable ``name``."""
+    from . import store
+
+    return [f"{store.OVERVIEWS}/{f}/{name}" for f in levels.factors] + ([f"{SUMS_GROUP}/{name}"] if levels.sums
+                                                                          else [])
 
 
 def level_shape(ny: int, nx: int, f: int) -> tuple[int, int]:
