@@ -94,7 +94,7 @@ def block_levels(ychunks: tuple[int, ...], xchunks: tuple[int, ...], names: tupl
 
 def stored_fill(arr: Any) -> int | None:
     """The no-data DN of a uint16 store array, None for float arrays (NaN)."""
-    return int(arr.attrs.get("_FillValue", arr.fill_value)) if arr.dtype == np.uint16 else None
+    return int(arr.attrs.get("_FillValue", arr.metadata.fill_value)) if arr.dtype == np.uint16 else None
 
 
 LEVEL_STRIP_PX = 2**20  # full-resolution pixels per strip of a block's levels (float64 temporaries ~40 B / px)

@@ -526,7 +526,7 @@ ENCODE_BYTES = 2**24
 
 
 def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
-    """CF-encode ``values`` for zarr array ``arr`` exactly as xarray would (round, fill NaN). uint16 ``values`` are
+    """CF-encode ``values`` for zarr array ``arr`` (an ``Array`` or an ``AsyncArray``) exactly as xarray would (round, fill NaN). uint16 ``values`` are
     DN already encoded so (the chunk function's output when quantised, ``ops.block.BlockSpec.quanta``): as they
     are."""
     attrs = arr.attrs
@@ -534,7 +534,7 @@ def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
     if not is_uint and values.dtype != np.uint16:
         return values.astype(arr.dtype)
     # format 3 keeps the CF _FillValue as an attribute; format 2 only as the array's fill_value (equal by design)
-    fill = (int(attrs["_FillValue"]) if "_FillValue" in attrs else int(arr.fill_value)) if is_uint else None
+    fill = (int(attrs["_FillValue"]) if "_FillValue" in attrs else int(arr.metadata.fill_value)) if is_uint else None
     if values.dtype == np.uint16:
         if np.dtype(arr.dtype) != np.uint16 or fill != FILL_DN:
             raise OutputError(f"uint16 DN cannot go into the {arr.dtype} array {arr.name} (fill {fill}): this "
@@ -612,11 +612,10 @@ def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: n
 
 
 def _open_arrays(url: str, opts: dict[str, Any], paths: list[str], optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The zarr arrays ``paths`` of the store at ``url``, opened concurrently in one call to zarr's event loop
-    (``optional``: None when absent)."""
+    """The zarr arrays ``paths`` of the store at ``url`` (``AsyncArray``: zarr's public asynchronous API), opened
+    concurrently in one call to zarr's event loop (``optional``: None when absent)."""
     import asyncio
 
-    import zarr
     from zarr.api import asynchronous
     from zarr.core.sync import sync
 
@@ -625,7 +624,7 @@ def _open_arrays(url: str, opts: dict[str, Any], paths: list[str], optional: tup
 
         async def one(path: str) -> Any:
             try:
-                return zarr.Array(await root.getitem(path))
+                return await root.getitem(path)
             except KeyError:
                 if path in optional:
                     return None
@@ -645,7 +644,7 @@ def _set_regions(arrays: dict[str, Any], writes: list[tuple[str, tuple, Any]]) -
     from zarr.core.sync import sync
 
     async def set_all() -> None:
-        done = await asyncio.gather(*(arrays[p].async_array.setitem(r, v) for p, r, v in writes),
+        done = await asyncio.gather(*(arrays[p].setitem(r, v) for p, r, v in writes),
                                     return_exceptions=True)
         for err in done:
             if isinstance(err, BaseException):
