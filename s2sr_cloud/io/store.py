@@ -526,9 +526,9 @@ ENCODE_BYTES = 2**24
 
 
 def _encode(arr: Any, values: np.ndarray) -> np.ndarray:
-    """CF-encode ``values`` for zarr array ``arr`` (an ``Array`` or an ``AsyncArray``) exactly as xarray would (round, fill NaN). uint16 ``values`` are
-    DN already encoded so (the chunk function's output when quantised, ``ops.block.BlockSpec.quanta``): as they
-    are."""
+    """CF-encode ``values`` for zarr array ``arr`` (an ``Array`` or an ``AsyncArray``) exactly as xarray would
+    (round, fill NaN). uint16 ``values`` are DN already encoded so (the chunk function's output when quantised,
+    ``ops.block.BlockSpec.quanta``): as they are."""
     attrs = arr.attrs
     is_uint = np.dtype(arr.dtype).kind == "u"
     if not is_uint and values.dtype != np.uint16:
@@ -575,11 +575,12 @@ def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: n
     worker may have no credentials in its environment); idempotent, so a chunk interrupted half-way is simply
     written again.
 
-    The arrays are opened together, and each group of ``write_threads()`` variables (full resolution and levels)
-    is written in one round trip to zarr's event loop: opening and writing the 55 arrays of a 480 px x4 chunk one
-    by one, from the write threads, took 160-220 ms and 200-230 ms of CPU per chunk on a 2-core VM, 40% more time
-    and 25% more CPU than together (benchmarks/RESULTS.md, round 15). At most ``write_threads()`` variables'
-    encoded copies are held at once, as before."""
+    The arrays are opened together, and each group of ``write_threads()`` variables is written in two round trips
+    to zarr's event loop, its full resolution then its levels: opening and writing the 55 arrays of a 480 px x4
+    chunk one by one, from the write threads, took 160-220 ms and 200-230 ms of CPU per chunk on a 2-core VM
+    (benchmarks/RESULTS.md, round 15). At most ``write_threads()`` variables' encoded copies are held at once, as
+    before; their levels are made after the full resolution's write (with them in the same round trip, a worker
+    at the x10 default chunk peaked 0.18 GiB higher)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .overviews import block_level_writes, level_paths, stored_fill
@@ -589,22 +590,26 @@ def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: n
     paths = [*names, *(p for n in names if n in leveled for p in level_paths(n, levels)), SUMS, DONE]
     arrays = _open_arrays(url, opts, paths, optional=(CRC,))
 
-    def prepare(c: int) -> tuple[np.ndarray, list[tuple[str, tuple, np.ndarray]]]:  # numpy releases the GIL
-        arr = arrays[names[c]]
-        encoded = _encode(arr, block[0, c])
-        writes = [(names[c], (t, slice(y0, y0 + h), slice(x0, x0 + w)), encoded)]
-        if names[c] in leveled:
-            writes += block_level_writes(names[c], encoded, stored_fill(arr), t, y0, x0, levels)
-        return encoded, writes
+    def encode(c: int) -> np.ndarray:  # numpy releases the GIL
+        return _encode(arrays[names[c]], block[0, c])
+
+    def level_writes(c: int, encoded: np.ndarray) -> list[tuple[str, tuple, np.ndarray]]:
+        if names[c] not in leveled:
+            return []
+        return block_level_writes(names[c], encoded, stored_fill(arrays[names[c]]), t, y0, x0, levels)
 
     crc, k = 0, write_threads()
     with ThreadPoolExecutor(k) as pool:
         for start in range(0, len(names), k):  # k variables at a time: at most k encoded copies held
-            prepared = list(pool.map(prepare, range(start, min(start + k, len(names)))))
-            for encoded, _ in prepared:
-                crc = zlib.crc32(np.ascontiguousarray(encoded), crc)  # in name order, as before
-            _set_regions(arrays, [one for _, writes in prepared for one in writes])
-            del prepared, encoded
+            group = range(start, min(start + k, len(names)))
+            encoded = list(pool.map(encode, group))
+            for e in encoded:
+                crc = zlib.crc32(np.ascontiguousarray(e), crc)  # in name order, as before
+            _set_regions(arrays, [(names[c], (t, slice(y0, y0 + h), slice(x0, x0 + w)), e)
+                                  for c, e in zip(group, encoded, strict=True)])
+            # then their levels: made and written after the full resolution's write has let go of its buffers
+            _set_regions(arrays, [one for ws in pool.map(level_writes, group, encoded) for one in ws])
+            del encoded
     _set_regions(arrays, [(SUMS, (t, slice(None), ci, cj), sums[0, :, 0, 0])]
                  + ([(CRC, (t, ci, cj), np.uint32(crc))] if arrays.get(CRC) is not None else []))
     _set_regions(arrays, [(DONE, (t, ci, cj), np.uint8(1))])  # last: only a fully written chunk counts as done
