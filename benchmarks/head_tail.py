@@ -4,7 +4,7 @@ the client's time in the template, the chunk tasks (_run_on_cluster, _finish_wri
 
     .venv/bin/python benchmarks/head_tail.py 2
 """
-import contextlib, sys, tempfile, shutil, time, collections
+import sys, tempfile, shutil, time, collections
 from pathlib import Path
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 import run as R, s2sr_cloud
@@ -24,9 +24,7 @@ for obj, name, tag in ((W.store, "done_mask", "done_mask"), (W.store, "read_chun
                        (O, "write_overviews", "overviews"), (W, "_run_on_cluster", "run_on_cluster")):
     wrap(obj, name, tag)
 if __name__ == "__main__":
-    with contextlib.ExitStack() as st:
-        base = st.enter_context(R.range_server(R.TILE))
-        catalog = st.enter_context(R.serve_items(R.tile_items(R.TILE, base)))
+    with R.served_tile() as catalog:
         g16 = R.window_geometry(R.TILE, 300, 300, 480, 480)
         for rep in range(3):
             with R.cluster(int(sys.argv[1])) as client:

@@ -112,6 +112,13 @@ def range_server(folder: Path):
         server.shutdown()
 
 
+@contextlib.contextmanager
+def served_tile():
+    """The decimated tile as a STAC API (rustac) over its COGs on a loopback range server: the catalog's URL."""
+    with range_server(TILE) as base, serve_items(tile_items(TILE, base)) as catalog:
+        yield catalog
+
+
 def tile_items(folder: Path, base_href: str, item_json: Path | None = None) -> list[dict]:
     """The tile's real earth-search v1 item, hrefs and proj:shape/proj:transform rewritten for the local COGs."""
     import rasterio

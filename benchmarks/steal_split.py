@@ -7,7 +7,6 @@ task seconds per worker (dask task stream), and the scheduler's work-stealing ev
 from __future__ import annotations
 
 import collections
-import contextlib
 import shutil
 import sys
 import tempfile
@@ -29,9 +28,7 @@ def main() -> None:
 
     model, runs = sys.argv[1], int(sys.argv[2])
     ens = None if model == "bicubic" else 1
-    with contextlib.ExitStack() as st:
-        base = st.enter_context(R.range_server(R.TILE))
-        catalog = st.enter_context(R.serve_items(R.tile_items(R.TILE, base)))
+    with R.served_tile() as catalog:
         g16 = R.window_geometry(R.TILE, 300, 300, 480, 480)
         for _ in range(runs):
             out = Path(tempfile.mkdtemp()) / "o.zarr"

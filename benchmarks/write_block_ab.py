@@ -8,7 +8,6 @@ The store is made once (by the code on ``PYTHONPATH``) in /tmp/s2sr-write-block-
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -26,9 +25,7 @@ def make_store(url: str) -> None:
 
     import s2sr_cloud
 
-    with contextlib.ExitStack() as st:
-        base = st.enter_context(R.range_server(R.TILE))
-        catalog = st.enter_context(R.serve_items(R.tile_items(R.TILE, base)))
+    with R.served_tile() as catalog:
         with R.cluster(1) as client:
             ds = s2sr_cloud.load(s2sr_cloud.search(catalog), geometry=R.window_geometry(R.TILE, 300, 300, 480, 480),
                                  chunk=120)
