@@ -616,13 +616,16 @@ def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: n
     return t, ci, cj
 
 
-def _open_arrays(url: str, opts: dict[str, Any], paths: list[str], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+def _open_arrays(url: str, opts: dict[str, Any] | None, paths: list[str], optional: tuple[str, ...] = ()
+                 ) -> dict[str, Any]:
     """The zarr arrays ``paths`` of the store at ``url`` (``AsyncArray``: zarr's public asynchronous API), opened
     concurrently in one call to zarr's event loop (``optional``: None when absent)."""
     import asyncio
 
     from zarr.api import asynchronous
     from zarr.core.sync import sync
+
+    opts = storage_options(url) if opts is None else opts  # as ``_group``
 
     async def open_all() -> dict[str, Any]:
         root = await asynchronous.open_group(url, mode="r+", storage_options=opts or None, use_consolidated=False)
