@@ -108,8 +108,6 @@ def block_level_writes(name: str, values: np.ndarray, fill: int | None, t: int, 
     a chunk in one round trip). Made in strips of rows (a multiple of the coarsest factor: every 2 x 2 pair stays
     inside a strip, so the values are the whole block's): a 7320 px block's float64 level sums were 0.8 GB per
     variable at once, per write thread."""
-    from . import store
-
     h, w = values.shape[-2:]
     g = levels.factors[-1]
     step = max(g, LEVEL_STRIP_PX // max(1, w) // g * g)
@@ -123,13 +121,13 @@ def block_level_writes(name: str, values: np.ndarray, fill: int | None, t: int, 
             means[i][r0 // f:r0 // f + sums.shape[-2]] = _mean(sums, fill)[0]
         if last is not None:
             last[:, r0 // g:r0 // g + sums.shape[-2]] = sums[0]
-    out = [(f"{store.OVERVIEWS}/{f}/{name}", (t, slice(y0 // f, y0 // f + m.shape[0]),
-                                                  slice(x0 // f, x0 // f + m.shape[1])), m)
-           for f, m in zip(levels.factors, means, strict=True)]
+    regions = [(t, slice(y0 // f, y0 // f + m.shape[0]), slice(x0 // f, x0 // f + m.shape[1]))
+               for f, m in zip(levels.factors, means, strict=True)]
     if last is not None:
-        out.append((f"{SUMS_GROUP}/{name}", (t, slice(None), slice(y0 // g, y0 // g + last.shape[-2]),
-                                             slice(x0 // g, x0 // g + last.shape[-1])), last))
-    return out
+        regions.append((t, slice(None), slice(y0 // g, y0 // g + last.shape[-2]),
+                        slice(x0 // g, x0 // g + last.shape[-1])))
+    return list(zip(level_paths(name, levels), regions, [*means, *([last] if last is not None else [])],
+                    strict=True))
 
 
 def level_paths(name: str, levels: BlockLevels) -> list[str]:
