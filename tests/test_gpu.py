@@ -90,7 +90,6 @@ def test_s2sr_v1_on_gpu_chunk_invariant_and_consistent():
         assert np.abs(block_mean(whole[0, c].astype(np.float64), f * 4) - native).max() < 1e-5
 
 
-
 @pytest.mark.parametrize("device", DEVICES)
 def test_decode_table_on_device(device):
     """The 65536-entry decode table gives ``decode_dn``'s values bit for bit on the device: DN 0, 1, DN_MAX, the

@@ -280,7 +280,6 @@ def test_a_template_that_fails_stops_the_write_tasks_already_running(sample_ds, 
     assert (out / store.DETAIL).is_dir() and not written  # (the template writes only the coordinates' chunks)
 
 
-
 class FailingBicubic(BicubicPredictor):
     def predict_bands_t(self, *args, **kwargs):
         raise RuntimeError("model failed (test)")
