@@ -136,7 +136,8 @@ def tile_items(folder: Path, base_href: str, item_json: Path | None = None) -> l
             a["proj:shape"] = [src.height, src.width]
             a["proj:transform"] = list(src.transform)[:6]
             a["gsd"] = float(src.transform.a)
-            a["raster:bands"] = [dict(rb, spatial_resolution=float(src.transform.a)) for rb in a.get("raster:bands", [])]
+            a["raster:bands"] = [dict(rb, spatial_resolution=float(src.transform.a))
+                                 for rb in a.get("raster:bands", [])]
             assets[key] = a
             if geom is None:
                 b = src.bounds
@@ -212,9 +213,13 @@ def cluster(n: int, gpu: bool = False, threads: int = 1, units: int = 1):
 
     from distributed import Client, LocalCluster
 
+    from s2sr_cloud.pipeline.cluster import batch_config
+
     kw = {"resources": {"GPU": units}} if gpu else {}
-    with LocalCluster(n_workers=n, threads_per_worker=threads, processes=True, dashboard_address=":0",
-                      silence_logs=logging.CRITICAL, **kw) as c, Client(c) as client:
+    with batch_config():  # as the product's local cluster (pipeline.cluster.dask_client)
+        c = LocalCluster(n_workers=n, threads_per_worker=threads, processes=True, dashboard_address=":0",
+                         silence_logs=logging.CRITICAL, **kw)
+    with c, Client(c) as client:
         yield client
 
 

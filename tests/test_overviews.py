@@ -197,8 +197,8 @@ def test_levels_made_with_the_template_are_filled_in_place_and_an_append_remakes
     step("2020-02-19", field).to_zarr(url, zarr_format=3, consolidated=False, encoding=enc)
     overviews.create_levels(url, ["B04"], 3)
     made = []
-    real = overviews._like
-    monkeypatch.setattr(overviews, "_like", lambda *a, **k: made.append(a[1]) or real(*a, **k))
+    real = overviews._make_like
+    monkeypatch.setattr(overviews, "_make_like", lambda jobs, fmt: made.extend(j[1] for j in jobs) or real(jobs, fmt))
     overviews.write_overviews(url, ["B04"], 3)
     assert made == []  # filled in place
     level = xr.open_zarr(url, group=f"{store.OVERVIEWS}/2", consolidated=False)["B04"]

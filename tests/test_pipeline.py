@@ -340,6 +340,29 @@ def test_local_cluster_on_a_gpu_machine_gives_the_gpu_to_one_worker(monkeypatch,
     assert layout == ([(2, 1)] if env == "1" else [(1, 0), (1, 0)])
 
 
+def test_local_cluster_runs_without_dashboard_chores_unless_the_user_configured_them(monkeypatch):
+    """``dask_client``'s LocalCluster gets ``BATCH_CONFIG`` (no worker profiler, slower ticks and monitors: an idle
+    2-worker cluster used 0.12 cores with Dask's defaults), in the workers too; a key the user set (here through
+    a ``DASK_*`` variable's value in the config) keeps the user's value."""
+    import dask
+
+    from s2sr_cloud.pipeline.cluster import BATCH_CONFIG, dask_client
+
+    def seen() -> dict:
+        return {k: dask.config.get(k) for k in BATCH_CONFIG}
+
+    with dask.config.set({"distributed.admin.tick.interval": "50ms"}):
+        with dask_client(n_workers=1) as client:
+            (worker,) = client.run(seen).values()
+            scheduler = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval)
+    assert worker == {**BATCH_CONFIG, "distributed.admin.tick.interval": "50ms"}
+    assert worker["distributed.worker.profile.enabled"] is False
+    assert scheduler == 0.05  # the user's, not ours
+    with dask_client(n_workers=1) as client:
+        assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval) == 0.5
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # only the cluster got it
+
+
 def test_the_write_takes_sr_blocks_whole_and_honours_changed_layers(sample_ds, tmp_path):
     """``write_output`` writes the SR output's blocks as they are when the Dataset's layers are all its slices
     (``graph.layer_source``; no slicing into 13 layers and stacking back), and the layers themselves as soon as one
