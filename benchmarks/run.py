@@ -26,9 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -62,54 +60,28 @@ def say(*a: object) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ data + servers
-class _Counter:
-    bytes = 0
-    lock = threading.Lock()
-
-
 @contextlib.contextmanager
 def range_server(folder: Path):
-    """Static files with HTTP Range (what GDAL's /vsicurl needs) on loopback; counts the body bytes it sends."""
+    """Static files with HTTP Range on loopback (``benchmarks/range_server.py``), in a process of its own: the
+    base URL. ``served_bytes(base)`` gives the body bytes it has sent."""
+    import subprocess
 
-    class H(SimpleHTTPRequestHandler):
-        def __init__(self, *a, **k):
-            super().__init__(*a, directory=str(folder), **k)
-
-        def log_message(self, *a):
-            pass
-
-        def do_GET(self):
-            path = folder / self.path.lstrip("/").split("?")[0]
-            if not path.is_file():
-                self.send_error(404)
-                return
-            size = path.stat().st_size
-            rng = self.headers.get("Range")
-            start, end = 0, size - 1
-            if rng and rng.startswith("bytes="):
-                a, _, b = rng[6:].partition("-")
-                start, end = int(a), min(int(b) if b else size - 1, size - 1)
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            else:
-                self.send_response(200)
-            with path.open("rb") as f:  # the range only (reading the whole file per request cost the client's CPU)
-                f.seek(start)
-                body = f.read(max(0, end + 1 - start))
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            with _Counter.lock:
-                _Counter.bytes += len(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    th = threading.Thread(target=server.serve_forever, daemon=True)
-    th.start()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("range_server.py")), str(folder)],
+                            stdout=subprocess.PIPE, text=True)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        port = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.shutdown()
+        proc.kill()
+        proc.wait()
+
+
+def served_bytes(base: str, reset: bool = False) -> int:
+    """The body bytes the range server at ``base`` has sent (since its last reset); ``reset``: zero them."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/_served_bytes{'?reset=1' if reset else ''}") as r:
+        return int(r.read())
 
 
 @contextlib.contextmanager
@@ -558,9 +530,9 @@ def main() -> None:
         say(f"area: {x.shape[-2]} x {x.shape[-1]} input px (12 bands), x4 -> {x.shape[-2] * 4} x {x.shape[-1] * 4}")
         workers = 1 if gpu else args.workers
         t_bare = bare_forward(x, 4, None, workers, dev)
-        _Counter.bytes = 0
+        served_bytes(base, reset=True)
         e2e = end_to_end(catalog, geom, 4, "default", None, workers, gpu=gpu)
-        read = _Counter.bytes
+        read = served_bytes(base)
         res["pipeline_efficiency"] = t_bare / e2e["seconds"]
         say(f"bare network forward (default ensemble, {workers} thread(s), in memory): {t_bare:.1f} s")
         say(f"end to end (search, COG read, SR, statistics, Zarr write; {workers} worker(s), {e2e['chunks']} "
