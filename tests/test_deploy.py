@@ -52,6 +52,22 @@ def test_expected_resources_present():
     assert cmd[:4] == ["s2sr", "run", "--config", "/etc/s2sr/job.yaml"]
 
 
+def test_cluster_workers_run_with_the_batch_config():
+    """Every worker container of the Dask operator manifests sets ``pipeline.cluster.BATCH_CONFIG`` through
+    ``DASK_*`` variables (as Dask parses them), as the local cluster does."""
+    import dask
+
+    from s2sr_cloud.pipeline.cluster import BATCH_CONFIG
+
+    workers = [d["spec"]["worker"]["spec"]["containers"] for _, d in _docs()
+               if d["kind"] in ("DaskCluster", "DaskWorkerGroup")]
+    assert len(workers) == 2
+    for containers in workers:
+        env = {e["name"]: e["value"] for e in containers[0].get("env", []) if e["name"].startswith("DASK_")}
+        seen = dask.config.collect_env(env)
+        assert {k: dask.config.get(k, config=seen) for k in BATCH_CONFIG} == BATCH_CONFIG
+
+
 def test_job_configs_in_configmaps_are_valid_scheduled_jobs(tmp_path):
     from s2sr_cloud.config import load_config
 
