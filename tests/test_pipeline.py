@@ -340,10 +340,10 @@ def test_local_cluster_on_a_gpu_machine_gives_the_gpu_to_one_worker(monkeypatch,
     assert layout == ([(2, 1)] if env == "1" else [(1, 0), (1, 0)])
 
 
-def test_local_cluster_runs_without_dashboard_chores_unless_the_user_configured_them(monkeypatch):
+def test_local_cluster_runs_without_dashboard_chores_unless_the_user_configured_them():
     """``dask_client``'s LocalCluster gets ``BATCH_CONFIG`` (no worker profiler, slower ticks and monitors: an idle
-    2-worker cluster used 0.12 cores with Dask's defaults), in the workers too; a key the user set (here through
-    a ``DASK_*`` variable's value in the config) keeps the user's value."""
+    2-worker cluster used 0.11-0.12 cores with Dask's defaults), in the workers too; a key the user's Dask config
+    sets (as a YAML file or a ``DASK_*`` variable would) keeps the user's value."""
     import dask
 
     from s2sr_cloud.pipeline.cluster import BATCH_CONFIG, dask_client

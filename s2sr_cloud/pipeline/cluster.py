@@ -16,8 +16,8 @@ from ..errors import ConfigError
 # The periodic work of a Dask cluster that a batch job does not use, each on the cores the chunks compute on:
 # the workers' statistical profiler (a stack sample every 10 ms, for the dashboard's profile page), the event-loop
 # tick check (20 ms), the memory monitors (100 ms: a worker's spill/pause and its nanny's kill at the limit) and
-# the system monitor (500 ms, dashboard plots). An idle LocalCluster of 2 workers on a 2-core machine used 0.137
-# cores with dask's defaults and 0.023 with these (benchmarks/cluster_idle.py).
+# the system monitor (500 ms, dashboard plots). An idle LocalCluster of 2 workers on a 2-core machine used
+# 0.105-0.123 cores with dask's defaults and 0.020-0.022 with these (benchmarks/cluster_idle.py 2 3 10).
 BATCH_CONFIG: dict[str, object] = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "500ms",
