@@ -340,13 +340,13 @@ def test_local_cluster_on_a_gpu_machine_gives_the_gpu_to_one_worker(monkeypatch,
     assert layout == ([(2, 1)] if env == "1" else [(1, 0), (1, 0)])
 
 
-def test_local_cluster_runs_without_dashboard_chores_unless_the_user_configured_them():
+def test_local_cluster_runs_without_dashboard_chores_unless_the_user_configured_them(monkeypatch):
     """``dask_client``'s LocalCluster gets ``BATCH_CONFIG`` (no worker profiler, slower ticks and monitors: an idle
     2-worker cluster used 0.11-0.12 cores with Dask's defaults), in the workers too; a key the user's Dask config
     sets (as a YAML file or a ``DASK_*`` variable would) keeps the user's value."""
     import dask
 
-    from s2sr_cloud.pipeline.cluster import BATCH_CONFIG, dask_client
+    from s2sr_cloud.pipeline.cluster import BATCH_CONFIG, batch_config, dask_client
 
     def seen() -> dict:
         return {k: dask.config.get(k) for k in BATCH_CONFIG}
@@ -361,6 +361,11 @@ def test_local_cluster_runs_without_dashboard_chores_unless_the_user_configured_
     with dask_client(n_workers=1) as client:
         assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval) == 0.5
     assert dask.config.get("distributed.worker.profile.enabled") is True  # only the cluster got it
+    # a DASK_* variable that asks for Dask's own default (the profiler on, for the dashboard) is the user's too
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "True")
+    with batch_config():
+        assert dask.config.get("distributed.worker.profile.enabled") is True
+        assert dask.config.get("distributed.admin.tick.interval") == "500ms"
 
 
 def test_the_write_takes_sr_blocks_whole_and_honours_changed_layers(sample_ds, tmp_path):

@@ -28,10 +28,15 @@ BATCH_CONFIG: dict[str, object] = {
 
 @contextlib.contextmanager
 def batch_config() -> Iterator[None]:
-    """``BATCH_CONFIG`` for the clusters started inside, except each key the user's Dask configuration (a YAML
-    file, ``DASK_*`` variables) sets to other than Dask's default."""
+    """``BATCH_CONFIG`` for the clusters started inside, except each key the user's Dask configuration sets: in a
+    YAML file or a ``DASK_*`` variable (whatever the value, Dask's default included), or in this process
+    (``dask.config.set``) to other than Dask's default."""
     defaults = dask.config.merge(*dask.config.defaults)
-    ours = {k: v for k, v in BATCH_CONFIG.items() if dask.config.get(k) == dask.config.get(k, config=defaults)}
+    files_and_env = dask.config.collect()  # the user's YAML files and DASK_* variables, without packages' defaults
+    unset = object()
+    ours = {k: v for k, v in BATCH_CONFIG.items()
+            if dask.config.get(k, unset, config=files_and_env) is unset
+            and dask.config.get(k) == dask.config.get(k, config=defaults)}
     with dask.config.set(ours):
         yield
 
