@@ -36,9 +36,11 @@ def test_loader_keeps_native_grids(sample_ds):
     assert np.array_equal(b05[0::2, 0::2], b05[1::2, 1::2], equal_nan=True)  # 20 m pixels replicated, not interpolated
 
 
-def test_each_band_block_is_read_and_scaled_in_one_task():
-    """The SR graph takes each band block's read and its reflectance step as one task (they were two: 192 of a
-    16-chunk job's 546 tasks, each a scheduler round trip); the SCL block stays one task shared by the bands."""
+def test_each_chunk_reads_all_its_bands_in_one_task():
+    """The SR graph reads a chunk's 12 bands (and its SCL block), scales them to reflectance and stacks them in ONE
+    task: 12 band reads and a stack per chunk were 13 tasks (before round 14, each read and its reflectance step
+    were two more), each a scheduler round trip. What several chunks share (each band's open reader, the load's
+    grid and settings) stays a task of its own, computed once."""
     from collections import Counter
 
     from dask.utils import key_split
@@ -48,9 +50,15 @@ def test_each_band_block_is_read_and_scaled_in_one_task():
     ds = load_reflectance(items, grid_for(items, ALL_BANDS, None), 120)  # lazy: reads from the COGs
     assert Counter(key_split(k) for k in ds["B02"].data.__dask_graph__())["reflectance"] == 4  # as loaded: two steps
     sr = super_resolve(ds, 4, chunk=120)
-    tasks = Counter(key_split(k) for k in sr["B02"].data.__dask_graph__())
-    assert tasks["reflectance"] == 0, tasks
-    assert all(tasks[b] == 4 for b in ALL_BANDS) and tasks["s2sr-super-resolve"] == 4, tasks  # 2 x 2 chunks
+    graph = sr["B02"].data.__dask_graph__()
+    tasks = Counter(key_split(k) for k in graph)
+    assert tasks["reflectance"] == 0 and all(tasks[b] == 0 for b in ALL_BANDS), tasks
+    assert tasks["s2sr-bands"] == 4 and tasks["s2sr-super-resolve"] == 4, tasks  # 2 x 2 chunks
+    reads = [k for k in graph if key_split(k) == "s2sr-bands"]
+    shared = {d for k in reads for d in graph[k].dependencies}
+    names = {(d[0] if isinstance(d, tuple) else d).rsplit("-", 1)[0] for d in shared}
+    assert names >= {f"open-{b}" for b in ALL_BANDS} | {"open-SCL"}, names  # a band's reader: one task, 4 chunks
+    assert all(all(d in graph[k].dependencies for k in reads) for d in shared), shared  # each used by all 4
 
 
 @pytest.mark.parametrize("chunk", [66, 96, 120, 240])
