@@ -274,30 +274,46 @@ def _levels_here(src: Any, targets: list[Any], fill: int | None) -> None:
         target[...] = _mean(sums, fill)
 
 
-def _existing(root: Any, names: list[str], nt: int, ny: int, nx: int,
+def _existing(url: str, opts: dict[str, Any] | None, root: Any, names: list[str], nt: int, ny: int, nx: int,
               factors: list[int]) -> dict[str, list[Any]] | None:
     """The levels' arrays already in the store when they are exactly the ones these full-resolution arrays make
-    (``create_levels`` at the template, or a resumed run's), else None."""
+    (``create_levels`` at the template, or a resumed run's), else None. Every level's arrays are opened, and their
+    time coordinates read, concurrently in one call to zarr's event loop (one at a time, the 51-66 metadata reads
+    took 0.095 s of a 0.31 s finish on 16 chunks: each a round trip, on S3 a GET)."""
+    import asyncio
+
+    import zarr
+    from zarr.core.sync import sync
+
     from . import store
 
     try:
         top = root[store.OVERVIEWS]
         if sorted(top.group_keys()) != sorted(str(f) for f in factors):
             return None
-        out: dict[str, list[Any]] = {n: [] for n in names}
-        time = root["time"][...]
-        for f in factors:
-            g = top[str(f)]
-            ly, lx = level_shape(ny, nx, f)
-            if (g["y"].shape, g["x"].shape) != ((ly,), (lx,)) or not np.array_equal(g["time"][...], time):
-                return None
-            for n in names:
-                out[n].append(g[n])
-                if out[n][-1].shape != (nt, ly, lx):
-                    return None
-        return out
+        paths = [f"{store.OVERVIEWS}/{f}/{n}" for f in factors for n in ("y", "x", "time", *names)]
+        arrays = store._open_arrays(url, opts, paths)
+
+        async def times() -> list[np.ndarray]:
+            return list(await asyncio.gather(*(arrays[f"{store.OVERVIEWS}/{f}/time"].getitem(Ellipsis)
+                                               for f in factors)))
+
+        level_times = sync(times())
     except KeyError:
         return None
+    time = root["time"][...]
+    out: dict[str, list[Any]] = {n: [] for n in names}
+    for f, t in zip(factors, level_times, strict=True):
+        ly, lx = level_shape(ny, nx, f)
+        level = f"{store.OVERVIEWS}/{f}"
+        if ((arrays[f"{level}/y"].shape, arrays[f"{level}/x"].shape) != ((ly,), (lx,))
+                or not np.array_equal(t, time)):
+            return None
+        for n in names:
+            out[n].append(zarr.Array(arrays[f"{level}/{n}"]))
+            if out[n][-1].shape != (nt, ly, lx):
+                return None
+    return out
 
 
 def _levels(url: str, names: list[str], zarr_format: int, reuse: bool, tasks: BlockLevels | None = None
@@ -323,7 +339,7 @@ def _levels(url: str, names: list[str], zarr_format: int, reuse: bool, tasks: Bl
             del root[store.OVERVIEWS]
         return root, srcs, factors, {}, False
     nt, ny, nx = srcs[names[0]].shape
-    if reuse and (kept := _existing(root, names, nt, ny, nx, factors)) is not None:
+    if reuse and (kept := _existing(url, opts, root, names, nt, ny, nx, factors)) is not None:
         return root, srcs, factors, kept, True
     if store.OVERVIEWS in root:
         del root[store.OVERVIEWS]  # the previous run's levels (an appended store's grew along time)
