@@ -201,10 +201,11 @@ def task_threads(n_blocks: int, total_threads: int | None) -> int | None:
 
 def _merge_private_inputs(x: da.Array) -> da.Array:
     """``x`` with each block's task and the tasks only it consumes (its bands' reads) merged into one task, by
-    dask's own ``Task.fuse``: 12 band reads and the stack of a block became one task. On 16 bicubic chunks: 354 ->
-    162 tasks, 20-30% less client (scheduler) CPU, 7% shorter jobs (benchmarks/RESULTS.md, round 17). Shared inputs
-    (each band's open reader, the load's grid) stay tasks of their own. ``x`` unchanged where the graph is not
-    made of dask's task objects (``dask._task_spec``, dask >= 2025)."""
+    dask's own ``GraphNode.fuse``: a chunk's 12 band reads (and its SCL read) and their stack become one task. On
+    16 chunks: 354 -> 162 tasks per job and 17-25% less CPU in the client's process, where a local cluster's
+    scheduler runs (benchmarks/RESULTS.md, round 17). Shared inputs (each band's open reader, the load's grid) stay
+    tasks of their own. ``x`` unchanged where the graph is not made of dask's task objects (``dask._task_spec``,
+    dask >= 2025)."""
     try:
         from dask._task_spec import GraphNode, Task
     except ImportError:  # pragma: no cover - older task specs: one task per band read, as before
