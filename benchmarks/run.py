@@ -666,7 +666,7 @@ def main() -> None:
                 x16 = load_array(catalog, g16)
                 # (the machine's reference on 8 and 2 blocks: 16 and 4 took --quick to 9 min 53 s on a slow VM)
                 # 1 and 2 workers alternating, PAIRS times for bicubic (its 2-worker job is 5-7 s: one run's ratio
-                # swung 1.35-1.70 from one minute to the next on this VM, round 17): the median pair's ratio
+                # swung 1.20-1.87 within minutes on this VM, round 17): the median pair's ratio
                 for model, ens, tag, one, blocks, pairs in (("bicubic", None, "", r16, 8, PAIRS),
                                                             ("default", ens_cheap, "_default_model", None, 2, 1)):
                     ratios, runs = [], []
