@@ -299,9 +299,9 @@ def _existing(url: str, opts: dict[str, Any] | None, root: Any, names: list[str]
                                                for f in factors)))
 
         level_times = sync(times())
+        time = root["time"][...]
     except KeyError:
         return None
-    time = root["time"][...]
     out: dict[str, list[Any]] = {n: [] for n in names}
     for f, t in zip(factors, level_times, strict=True):
         ly, lx = level_shape(ny, nx, f)

@@ -214,7 +214,7 @@ def _merge_private_inputs(x: da.Array) -> da.Array:
     if not all(isinstance(t, GraphNode) for t in dsk.values()):
         return x
     consumers: dict = {}
-    for key, task in dsk.items():
+    for task in dsk.values():
         for dep in task.dependencies:
             consumers[dep] = consumers.get(dep, 0) + 1
     blocks = set(flatten(x.__dask_keys__()))
