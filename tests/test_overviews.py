@@ -198,7 +198,8 @@ def test_levels_made_with_the_template_are_filled_in_place_and_an_append_remakes
     overviews.create_levels(url, ["B04"], 3)
     made = []
     real = overviews._make_like
-    monkeypatch.setattr(overviews, "_make_like", lambda jobs, fmt: made.extend(j[1] for j in jobs) or real(jobs, fmt))
+    monkeypatch.setattr(overviews, "_make_like", lambda root, groups, jobs: made.extend(
+        j[0].rsplit("/", 1)[-1] for j in jobs) or real(root, groups, jobs))
     overviews.write_overviews(url, ["B04"], 3)
     assert made == []  # filled in place
     level = xr.open_zarr(url, group=f"{store.OVERVIEWS}/2", consolidated=False)["B04"]

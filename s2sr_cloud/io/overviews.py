@@ -228,39 +228,72 @@ def _centres(c: np.ndarray, f: int, n: int) -> np.ndarray:
     return edge + (np.arange(n) + 0.5) * step * f
 
 
-def _make_like(jobs: list[tuple[Any, ...]], fmt: int) -> list[Any]:
-    """Each job's array (group, name, src, shape, chunks, attrs, data): stored as ``src`` is (dtype, fill value,
-    dimension names, and the attributes holding xarray's CF encoding: scale_factor, add_offset, _FillValue, units,
-    grid_mapping, ...) with the store's checksummed compressors, ``shape``, ``chunks``, extra ``attrs`` and, if
-    given, ``data``. All are made concurrently in one call to zarr's event loop (zarr's public asynchronous API):
-    each is a few small metadata writes, round trips on S3. On 8 threads they took 0.25 CPU-s of the template of
-    a 16-chunk store, on the client while the workers compute."""
+def _make_like(root: Any, groups: dict[str, Any], jobs: list[tuple[Any, ...]]) -> list[Any]:
+    """Make the ``groups`` (path: metadata) and each job's array (path, metadata, data: written when not None)
+    under the group ``root``, all concurrently in one call to zarr's event loop (``zarr.create_hierarchy``, zarr's
+    public API): each node is one metadata document, a round trip on S3. Making each level's arrays with
+    ``create_array`` (a check for an existing node and its parents' documents rewritten, per array) took
+    0.24-0.36 CPU-s of the template of a 16-chunk store, on the client while the workers compute; now 0.12-0.14
+    (``benchmarks/template_parts.py``, round 18). Returns the jobs' arrays."""
     import asyncio
 
     import zarr
     from zarr.api import asynchronous
     from zarr.core.sync import sync
 
-    from . import store
+    prefix = root.path.strip("/")
+
+    def full(path: str) -> str:
+        return f"{prefix}/{path}" if prefix else path
+
+    nodes = {full(p): m for p, m in groups.items()} | {full(j[0]): j[1] for j in jobs}
 
     async def make_all() -> list[Any]:
-        paths = {id(j[0]): j[0].store_path for j in jobs}
-        groups = dict(zip(paths, await asyncio.gather(*(asynchronous.open_group(store=p, mode="r+")
-                                                         for p in paths.values())), strict=True))
+        made = {path: node async for path, node in asynchronous.create_hierarchy(store=root.store, nodes=nodes)}
+        arrays = [made[full(j[0])] for j in jobs]
+        await asyncio.gather(*(a.setitem(Ellipsis, j[2]) for a, j in zip(arrays, jobs, strict=True)
+                               if j[2] is not None))
+        return [zarr.Array(a) for a in arrays]
 
-        async def one(group: Any, name: str, src: Any, shape: tuple[int, ...], chunks: tuple[int, ...],
-                      attrs: dict[str, Any] | None = None, data: np.ndarray | None = None) -> Any:
-            kw = {"dimension_names": src.metadata.dimension_names} if fmt == 3 else {}  # 2: _ARRAY_DIMENSIONS
-            arr = await groups[id(group)].create_array(
-                name, shape=shape, chunks=chunks, dtype=src.dtype, fill_value=src.fill_value,
-                compressors=store.compressors(fmt), attributes=dict(src.attrs) | (attrs or {}), **kw)
-            if data is not None:
-                await arr.setitem(Ellipsis, data)
-            return zarr.Array(arr)
+    return sync(make_all()) if nodes else []
 
-        return list(await asyncio.gather(*(one(*j) for j in jobs)))
 
-    return sync(make_all()) if jobs else []
+def _group_metadata(fmt: int, attrs: dict[str, Any] | None = None) -> Any:
+    from zarr.core.group import GroupMetadata
+
+    return GroupMetadata(attributes=attrs or {}, zarr_format=fmt)
+
+
+def _like(src: Any, shape: tuple[int, ...], chunks: tuple[int, ...], fmt: int, attrs: dict[str, Any] | None = None
+          ) -> Any:
+    """The metadata of an array stored as the array ``src`` is (dtype, fill value, dimension names, and the
+    attributes holding xarray's CF encoding: scale_factor, add_offset, _FillValue, units, grid_mapping, ...) with
+    the store's checksummed compressors, ``shape``, ``chunks`` and the extra ``attrs``."""
+    import dataclasses
+
+    from . import store
+
+    meta, attributes = src.metadata, dict(src.attrs) | (attrs or {})
+    if fmt == 2:
+        return dataclasses.replace(meta, shape=shape, chunks=chunks, attributes=attributes,
+                                   compressor=store.compressors(2)[0])
+    from zarr.abc.codec import BytesBytesCodec
+    from zarr.core.chunk_grids import RegularChunkGrid
+
+    codecs = (*(c for c in meta.codecs if not isinstance(c, BytesBytesCodec)), *store.compressors(3))
+    return dataclasses.replace(meta, shape=shape, chunk_grid=RegularChunkGrid(chunk_shape=chunks),
+                               attributes=attributes, codecs=codecs)
+
+
+def _new_metadata(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any, fill: Any, fmt: int) -> Any:
+    """The metadata zarr's ``create_array`` gives an array of these (with the store's compressors), made in
+    memory."""
+    import zarr
+
+    from . import store
+
+    return zarr.create_array(zarr.storage.MemoryStore(), shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                             compressors=store.compressors(fmt), zarr_format=fmt).metadata
 
 
 def _levels_here(src: Any, targets: list[Any], fill: int | None) -> None:
@@ -347,35 +380,36 @@ def _levels(url: str, names: list[str], zarr_format: int, reuse: bool, tasks: Bl
               if c in present]  # as they are
     ys, xs = root["y"], root["x"]
     y, x = ys[...], xs[...]
-    top = root.create_group(store.OVERVIEWS)
-    jobs: list[Any] = []  # (group, name, source, shape, chunks, attrs, data)
+    nodes: dict[str, Any] = {store.OVERVIEWS: _group_metadata(zarr_format)}  # made with the arrays, at once
+    jobs: list[Any] = []  # (path, metadata, data)
     slots: dict[str, list[int]] = {n: [] for n in names}  # each band's levels: their places in ``jobs``
     for f in factors:
         ly, lx = level_shape(ny, nx, f)
-        group = top.create_group(str(f), attributes={
+        level = f"{store.OVERVIEWS}/{f}"
+        nodes[level] = _group_metadata(zarr_format, {
             "overview_factor": f, "resampling": "mean",
             "description": f"{f}x{f} block means of the full-resolution variables (NaN left out)"})
         for c in copied:
             a = root[c]
-            jobs.append((group, c, a, a.shape, a.chunks, None, a[...]))
-        jobs.append((group, "y", ys, (ly,), (ly,), None, _centres(y, f, ly)))
-        jobs.append((group, "x", xs, (lx,), (lx,), None, _centres(x, f, lx)))
+            jobs.append((f"{level}/{c}", _like(a, a.shape, a.chunks, zarr_format), a[...]))
+        jobs.append((f"{level}/y", _like(ys, (ly,), (ly,), zarr_format), _centres(y, f, ly)))
+        jobs.append((f"{level}/x", _like(xs, (lx,), (lx,), zarr_format), _centres(x, f, lx)))
         chunks = tasks.chunks(f) if tasks and f in tasks.factors else (1, min(512, ly), min(512, lx))
         for n in names:
             slots[n].append(len(jobs))
-            jobs.append((group, n, srcs[n], (nt, ly, lx), chunks, {"overview_factor": f}, None))
+            jobs.append((f"{level}/{n}", _like(srcs[n], (nt, ly, lx), chunks, zarr_format, {"overview_factor": f}),
+                         None))
     if SUMS_GROUP in root:
         del root[SUMS_GROUP]
     if tasks and tasks.sums:  # float64 (sum, count) of the coarsest task level, per block
         g = tasks.factors[-1]
-        sums_group = root.create_group(SUMS_GROUP, attributes={
+        nodes[SUMS_GROUP] = _group_metadata(zarr_format, {
             "description": f"sums and counts of the {g}x{g} level per block, for the coarser levels; removed when "
                            "the store is complete"})
-        shape = (nt, 2, *level_shape(ny, nx, g))
-        for n in names:
-            sums_group.create_array(n, shape=shape, chunks=(1, 2, *tasks.chunks(g)[1:]), dtype=np.float64,
-                                    fill_value=0.0, compressors=store.compressors(zarr_format))
-    made = _make_like(jobs, zarr_format)
+        meta = _new_metadata((nt, 2, *level_shape(ny, nx, g)), (1, 2, *tasks.chunks(g)[1:]), np.float64, 0.0,
+                             zarr_format)
+        jobs.extend((f"{SUMS_GROUP}/{n}", meta, None) for n in names)
+    made = _make_like(root, nodes, jobs)
     return root, srcs, factors, {n: [made[i] for i in slots[n]] for n in names}, False
 
 
