@@ -53,19 +53,26 @@ def test_expected_resources_present():
 
 
 def test_cluster_workers_run_with_the_batch_config():
-    """Every worker container of the Dask operator manifests sets ``pipeline.cluster.BATCH_CONFIG`` through
-    ``DASK_*`` variables (as Dask parses them), as the local cluster does."""
+    """Every worker container of the Dask operator manifests sets ``pipeline.cluster.BATCH_CONFIG``'s worker keys
+    and the scheduler container its scheduler keys through ``DASK_*`` variables (as Dask parses them), as the local
+    cluster does."""
     import dask
 
-    from s2sr_cloud.pipeline.cluster import BATCH_CONFIG
+    from s2sr_cloud.pipeline.cluster import BATCH_CONFIG, SCHEDULER_KEYS
+
+    def config(containers: list[dict], keys: list[str]) -> dict:
+        env = {e["name"]: e["value"] for e in containers[0].get("env", []) if e["name"].startswith("DASK_")}
+        seen = dask.config.collect_env(env)
+        return {k: dask.config.get(k, config=seen) for k in keys}
 
     workers = [d["spec"]["worker"]["spec"]["containers"] for _, d in _docs()
                if d["kind"] in ("DaskCluster", "DaskWorkerGroup")]
-    assert len(workers) == 2
+    schedulers = [d["spec"]["scheduler"]["spec"]["containers"] for _, d in _docs() if d["kind"] == "DaskCluster"]
+    assert len(workers) == 2 and len(schedulers) == 1 and SCHEDULER_KEYS
+    worker_keys = [k for k in BATCH_CONFIG if k not in SCHEDULER_KEYS]
     for containers in workers:
-        env = {e["name"]: e["value"] for e in containers[0].get("env", []) if e["name"].startswith("DASK_")}
-        seen = dask.config.collect_env(env)
-        assert {k: dask.config.get(k, config=seen) for k in BATCH_CONFIG} == BATCH_CONFIG
+        assert config(containers, worker_keys) == {k: BATCH_CONFIG[k] for k in worker_keys}
+    assert config(schedulers[0], list(SCHEDULER_KEYS)) == {k: BATCH_CONFIG[k] for k in SCHEDULER_KEYS}
 
 
 def test_job_configs_in_configmaps_are_valid_scheduled_jobs(tmp_path):

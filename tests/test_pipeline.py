@@ -368,6 +368,8 @@ def test_local_cluster_runs_without_dashboard_chores_unless_the_user_configured_
     assert scheduler == 0.05  # the user's, not ours
     with dask_client(n_workers=1) as client:
         assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval) == 0.5
+        assert client.run_on_scheduler(  # work stealing every 100 ms, not Dask's 1 s
+            lambda dask_scheduler: dask_scheduler.extensions["stealing"]._callback_time) == 0.1
     assert dask.config.get("distributed.worker.profile.enabled") is True  # only the cluster got it
     # a DASK_* variable that asks for Dask's own default (the profiler on, for the dashboard) is the user's too
     monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "True")
