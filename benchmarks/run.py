@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -337,30 +338,40 @@ print(json.dumps(out))
 """
 
 
-def chunk_jobs(x: np.ndarray, lanes: list[list[tuple[int, int | None, int | None]]], device: str = "cpu"
-               ) -> list[list[dict]]:
+def chunk_jobs(x: np.ndarray, lanes: list[list[tuple[int, int | None, int | None]]], device: str = "cpu",
+               after_first: Any = None) -> list[list[dict]]:
     """Chunk-function measurements (``chunk_parts``) in fresh single-threaded processes, one per lane, the lanes
     side by side (one per core); each lane runs its (scale, core or None for the area, ensemble) jobs in order.
-    A process's peak RSS is that of its largest block (report a default-size block first in its lane)."""
+    A process's peak RSS is that of its largest block (report a default-size block first in its lane).
+    ``after_first()`` runs here once the first lane has ended, while the others go on (``side_by_side``)."""
     tmp = Path(tempfile.mkdtemp(prefix="s2sr-bench-"))
     np.save(tmp / "x.npy", x)
     try:
         return side_by_side([_JOBS_CODE.format(bench=str(Path(__file__).parent), path=str(tmp / "x.npy"), jobs=lane,
-                                               device=device) for lane in lanes])
+                                               device=device) for lane in lanes], after_first)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def side_by_side(codes: list[str]) -> list:
-    """Run each Python ``codes`` in its own fresh process, all at once; the JSON each prints last, in order."""
+def side_by_side(codes: list[str], after_first: Any = None) -> list:
+    """Run each Python ``codes`` in its own fresh process, all at once; the JSON each prints last, in order.
+    ``after_first()``: run in this process as soon as the first has ended (on the core it freed)."""
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               cwd=ROOT) for code in codes]
     out = []
-    for pr in procs:
-        so, se = pr.communicate()
-        if pr.returncode:
-            raise RuntimeError(se[-2000:])
-        out.append(json.loads(so.strip().splitlines()[-1]))
+    try:
+        for k, pr in enumerate(procs):
+            so, se = pr.communicate()
+            if pr.returncode:
+                raise RuntimeError(se[-2000:])
+            out.append(json.loads(so.strip().splitlines()[-1]))
+            if k == 0 and after_first is not None:
+                after_first()
+    finally:
+        for pr in procs:
+            if pr.poll() is None:
+                pr.kill()
+                pr.wait()
     return out
 
 
@@ -579,7 +590,27 @@ def main() -> None:
         ens_blk = ens_cheap if args.quick else None
         d4, d10 = graph.default_chunk(4), graph.default_chunk(10)
         jobs = [[(4, d4, ens_blk)], [(10, d10, ens_blk)]]
-        lanes = chunk_jobs(x, jobs if not gpu else [sum(jobs, [])], dev)  # one GPU: one lane
+        small = 120  # 1x: one 120 px chunk; 16x: 480 x 480 px, 16 chunks (a window well inside the tile)
+        g1 = window_geometry(folder, 300, 300, small, small) if args.data == "tile" else None
+        g16 = window_geometry(folder, 300, 300, small * 4, small * 4) if args.data == "tile" else None
+        memory: dict[str, dict] = {}  # section 5's peak-RSS-only jobs: made on the core the x4 lane frees (the x10
+        # lane runs 2-3x longer), which took --quick to 9 min 42 s on a slow VM when made after it (round 18)
+
+        def memory_jobs() -> None:
+            if g1 is None:
+                return
+            # rss_ratio_16x: 3 x 3 chunks of 60 px (bicubic's halo: 60 px) against 12 x 12, so the 1x area's
+            # middle block carries the same halo as the 16x area's inner blocks. The one-chunk area of rounds 4-9
+            # (rss_ratio_16x_one_chunk) has no halo at all: its ratio counted the inner blocks' halo (blocks of
+            # 120^2 against 240^2 px), not the area
+            for key, side, chunk in (("a1", 3 * 60, 60), ("a16", 12 * 60, 60), ("r1", small, small)):
+                memory[key] = end_to_end(catalog, window_geometry(folder, 300, 300, side, side), 4, "bicubic", None,
+                                         1, chunk=chunk)
+
+        lanes = chunk_jobs(x, jobs if not gpu else [sum(jobs, [])], dev,  # one GPU: one lane
+                           after_first=memory_jobs if not gpu else None)
+        if gpu:
+            memory_jobs()
         blocks = {4: lanes[0][0], 10: lanes[-1][-1]}
         alone = chunk_jobs(x, [[(4, None, None), (10, 120, None)]], dev)[0]
         for scale, cp in ((4, alone[0]), (10, alone[1])):
@@ -634,30 +665,18 @@ def main() -> None:
                 res["peak_rss_gib"] = max(res["peak_rss_gib"], d10["rss_gib"])
                 say(f"x10, --ensemble 1, default chunks ({d10['chunks']} of {graph.default_chunk(10)} px), "
                     f"{args.workers} workers: {d10['seconds']:.0f} s, peak worker RSS {d10['rss_gib']:.2f} GiB")
-        small = 120  # 1x: one 120 px chunk; 16x: 480 x 480 px, 16 chunks (a window well inside the tile)
-        g1 = window_geometry(folder, 300, 300, small, small) if args.data == "tile" else None
-        g16 = window_geometry(folder, 300, 300, small * 4, small * 4) if args.data == "tile" else None
         # 5. memory and speed as the area and the workers grow (same window, 16 chunks of 120 px). Bicubic leaves
         # the pipeline's own work alone (scheduler, reads, writes). The default model (at --ensemble 1, to keep
         # the run short: the ensemble repeats the same network per chunk) gives speedup_2_workers_default_model,
         # the job a user runs; not its RSS ratio: its one-chunk area has no halo (an area edge on every side) while
         # the 16 chunks' inner blocks carry 108 px of it, so the ratio would measure the halo, not the area.
         if g1 is not None:
-            # rss_ratio_16x: 3 x 3 chunks of 60 px (bicubic's halo: 60 px) against 12 x 12, so the 1x area's
-            # middle block carries the same halo as the 16x area's inner blocks. The one-chunk area of rounds 4-9
-            # (rss_ratio_16x_one_chunk) has no halo at all: its ratio counted the inner blocks' halo (blocks of
-            # 120^2 against 240^2 px), not the area
-            tiny = 60
-            a1 = end_to_end(catalog, window_geometry(folder, 300, 300, 3 * tiny, 3 * tiny), 4, "bicubic", None, 1,
-                            chunk=tiny)
-            a16 = end_to_end(catalog, window_geometry(folder, 300, 300, 12 * tiny, 12 * tiny), 4, "bicubic", None,
-                             1, chunk=tiny)
+            a1, a16, r1 = memory["a1"], memory["a16"], memory["r1"]  # (made during section 2)
             res["rss_ratio_16x"] = a16["rss_gib"] / a1["rss_gib"]
-            say(f"bicubic, chunk {tiny}: peak worker RSS {a1['rss_gib']:.3f} GiB for {a1['shape']} "
+            say(f"bicubic, chunk 60: peak worker RSS {a1['rss_gib']:.3f} GiB for {a1['shape']} "
                 f"({a1['chunks']} chunks), {a16['rss_gib']:.3f} GiB for {a16['shape']} ({a16['chunks']} chunks) -> "
                 f"rss_ratio_16x {res['rss_ratio_16x']:.2f}")
-            r1 = end_to_end(catalog, g1, 4, "bicubic", None, 1, chunk=small)
-            r16 = end_to_end(catalog, g16, 4, "bicubic", None, 1, chunk=small)
+            r16 = end_to_end(catalog, g16, 4, "bicubic", None, 1, chunk=small)  # alone: pair 1's 1-worker time
             res["rss_ratio_16x_one_chunk"] = r16["rss_gib"] / r1["rss_gib"]
             say(f"bicubic, chunk {small}: peak worker RSS {r1['rss_gib']:.3f} GiB for {r1['shape']} "
                 f"({r1['chunks']} chunk), {r16['rss_gib']:.3f} GiB for {r16['shape']} ({r16['chunks']} chunks) -> "
