@@ -157,16 +157,18 @@ def needed_tile_bytes(folder: Path, row0: int, col0: int, rows: int, cols: int) 
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def time_calls(mod, name: str, into: dict[str, float]) -> None:
-    """Replace ``mod.name`` by a wrapper that adds each call's wall time to ``into[name]``."""
+def time_calls(mod, name: str, into: dict[str, float], clock=time.perf_counter, label: str | None = None) -> None:
+    """Replace ``mod.name`` by a wrapper that adds each call's wall time (or ``clock``'s, e.g. ``process_cpu_s``)
+    to ``into[label or name]``."""
     f = getattr(mod, name)
+    key = label or name
 
     def timed(*a, **k):
-        t = time.perf_counter()
+        t = clock()
         try:
             return f(*a, **k)
         finally:
-            into[name] = into.get(name, 0) + time.perf_counter() - t
+            into[key] = into.get(key, 0) + clock() - t
     setattr(mod, name, timed)
 
 

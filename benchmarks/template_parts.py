@@ -6,7 +6,6 @@ written on the client while the workers compute, on the same cores.
     .venv/bin/python benchmarks/template_parts.py 20
 """
 import collections
-import os
 import shutil
 import sys
 import tempfile
@@ -25,29 +24,11 @@ from s2sr_cloud.io import store  # noqa: E402
 
 CPU: dict[str, float] = collections.defaultdict(float)
 
-
-def cpu() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def wrap(obj, name: str, label: str) -> None:
-    f = getattr(obj, name)
-
-    def g(*a, **k):
-        c0 = cpu()
-        try:
-            return f(*a, **k)
-        finally:
-            CPU[label] += cpu() - c0
-    setattr(obj, name, g)
-
-
 for _obj, _name, _label in ((xr.Dataset, "to_zarr", "to_zarr"), (XZ.ZarrStore, "encode", "  its encoding"),
                             (XZ.ZarrStore, "set_variables", "  its arrays"),
                             (DM.DaskManager, "store", "  its dask store"), (O, "create_levels", "create_levels"),
                             (store, "write_template", "the template")):
-    wrap(_obj, _name, _label)
+    R.time_calls(_obj, _name, CPU, clock=R.process_cpu_s, label=_label)
 
 
 def main() -> None:
