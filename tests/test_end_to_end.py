@@ -154,7 +154,8 @@ def test_storage_options_from_environment(monkeypatch):
     for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("S2SR_S3_ENDPOINT", "http://127.0.0.1:1234")
-    assert storage_options("s3://b/k.zarr") == {"client_kwargs": {"endpoint_url": "http://127.0.0.1:1234"}}
+    assert storage_options("s3://b/k.zarr") == {"max_concurrency": 1,
+                                                "client_kwargs": {"endpoint_url": "http://127.0.0.1:1234"}}
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AK")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "SK")
     assert storage_options("s3://b/k.zarr")["secret"] == "SK"

@@ -630,3 +630,65 @@ def test_a_chunk_whose_write_fails_part_way_is_not_marked_done_and_is_rewritten_
     shutil.rmtree(level_chunk)
     assert store.write_block(str(out), {}, names, block, sums, 0, 0, 1, 0, 480, levels) == (0, 0, 1)
     assert _tree(out) == reference
+
+
+def test_a_runs_chunk_writes_open_the_arrays_once_and_a_new_run_opens_them_again(tmp_path, capsys, monkeypatch):
+    """``store.write_block`` with a run key reuses the arrays an earlier chunk of the same run opened in this process
+    (their metadata cannot change within a run); another run opens them again, so a store rewritten between runs
+    (here: the band array made again with another chunking) is written with its own metadata, not a stale one."""
+    from s2sr_cloud.io import overviews
+
+    out = tmp_path / "o.zarr"
+    rc, _, err = s2sr(capsys, *QUICK, "--out", str(out), "--chunk", "120", "--mask", "none")
+    assert rc == 0, err
+    reference = _tree(out)
+    g = zarr.open_group(str(out), mode="r+", use_consolidated=False)
+    names = store.layer_names(store.read_attrs(str(out))["bands"], g)
+    levels = overviews.block_levels((480, 480), (480, 480), names)
+    blocks = {(i, j): (np.stack([g[n][0:1, 480 * i:480 * (i + 1), 480 * j:480 * (j + 1)] for n in names], axis=1),
+                       g[store.SUMS][0:1, :, i:i + 1, j:j + 1]) for i in (0, 1) for j in (0, 1)}
+    opened: list[list[str]] = []
+    real_open = store._open_arrays
+    monkeypatch.setattr(store, "_open_arrays", lambda url, opts, paths, optional=(): opened.append(paths) or
+                        real_open(url, opts, paths, optional))
+    for (i, j), (block, sums) in blocks.items():
+        assert store.write_block(str(out), {}, names, block, sums, 0, i, j, 480 * i, 480 * j, levels,
+                                 run="run-1") == (0, i, j)
+    assert len(opened) == 1 and set(names) <= set(opened[0])  # the first chunk opened them; the other three not
+    assert _tree(out) == reference
+    # another run, after the band array was made again with 240 px chunks: opened again and written as it now is
+    old = g[names[0]]
+    zarr.create_array(str(out), name=names[0], shape=old.shape, chunks=(1, 240, 240), dtype=old.dtype,
+                      fill_value=old.fill_value, attributes=dict(old.attrs),
+                      dimension_names=old.metadata.dimension_names, overwrite=True)
+    block, sums = blocks[(1, 1)]
+    store.write_block(str(out), {}, names, block, sums, 0, 1, 1, 480, 480, levels, run="run-2")
+    assert len(opened) == 2
+    again = zarr.open_group(str(out), mode="r", use_consolidated=False)[names[0]]
+    assert again.chunks == (1, 240, 240)
+    np.testing.assert_array_equal(again[0:1, 480:960, 480:960], block[:, 0])
+    assert (out / names[0] / "c" / "0" / "3" / "3").is_file()  # the 240 px grid's chunk, not the 480 px grid's
+
+
+def test_s3_reads_are_single_gets(s3_env, monkeypatch):
+    """s3fs asked each object's size (a HEAD) before reading it whole, with its default max_concurrency: 32% of a
+    job's S3 requests (benchmarks/s3_requests.py). The store's own options read an object with one GET."""
+    import s3fs
+
+    make_bucket(s3_env, "gets")
+    url = "s3://gets/a.zarr"
+    arr = zarr.create_array(url, shape=(4, 4), chunks=(4, 4), dtype="uint16",
+                            storage_options=store.storage_options(url))
+    arr[:] = np.arange(16, dtype="uint16").reshape(4, 4)
+    calls: list[str] = []
+    for name in ("_info", "_cat_file"):
+        real = getattr(s3fs.S3FileSystem, name)
+
+        async def counted(self, *a, _real=real, _name=name, **k):
+            calls.append(_name)
+            return await _real(self, *a, **k)
+
+        monkeypatch.setattr(s3fs.S3FileSystem, name, counted)
+    got = zarr.open_array(url, mode="r", storage_options=store.storage_options(url))[:]
+    np.testing.assert_array_equal(got, np.arange(16).reshape(4, 4))
+    assert "_cat_file" in calls and "_info" not in calls  # (zarr reads the metadata documents and the chunk)

@@ -23,8 +23,10 @@ from __future__ import annotations
 import enum
 import json
 import os
+import threading
 import warnings
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +56,11 @@ def storage_options(url: str) -> dict[str, Any]:
     ``AWS_ENDPOINT_URL`` point s3:// at another S3-compatible service."""
     if not url.startswith("s3://"):
         return {}
-    opts: dict[str, Any] = {}
+    # s3fs reads a whole object with one GET; with its default max_concurrency (10) it first asks the object's size
+    # (a HEAD) in case the object is large enough to fetch in parallel ranges (over 50 MiB: a store's objects are
+    # metadata documents and chunks of at most 20 MiB). That HEAD was 32% of a job's S3 requests
+    # (benchmarks/s3_requests.py). It also caps the parts of a multipart upload (objects over 100 MiB) in flight at 1.
+    opts: dict[str, Any] = {"max_concurrency": 1}
     endpoint = os.environ.get("S2SR_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         opts["client_kwargs"] = {"endpoint_url": endpoint}
@@ -586,8 +592,8 @@ def write_threads() -> int:
 
 
 def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: np.ndarray, sums: np.ndarray,
-                t: int, ci: int, cj: int, y0: int, x0: int, levels: BlockLevels | None = None
-                ) -> tuple[int, int, int]:
+                t: int, ci: int, cj: int, y0: int, x0: int, levels: BlockLevels | None = None,
+                run: str | None = None) -> tuple[int, int, int]:
     """Region-write one output chunk (all band variables, detail, its statistics sums, and the overview levels
     ``levels`` names), then mark it done. Runs on a worker with the storage options captured on the client (the
     worker may have no credentials in its environment); idempotent, so a chunk interrupted half-way is simply
@@ -598,7 +604,11 @@ def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: n
     chunk one by one, from the write threads, took 160-220 ms and 200-230 ms of CPU per chunk on a 2-core VM
     (benchmarks/RESULTS.md, round 15). At most ``write_threads()`` variables' encoded copies are held at once, as
     before; their levels are made after the full resolution's write (with them in the same round trip, a worker
-    at the x10 default chunk peaked 0.18 GiB higher)."""
+    at the x10 default chunk peaked 0.18 GiB higher).
+
+    ``run``: a key unique to one run's writes into one store (``pipeline.write.write_output``): the arrays are then
+    opened once per worker process and run (``_run_arrays``), not once per chunk (55 metadata reads, so 55 GETs
+    on S3, per chunk of a x4 store with levels)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .overviews import block_level_writes, level_paths, stored_fill
@@ -606,7 +616,7 @@ def write_block(url: str, opts: dict[str, Any], names: tuple[str, ...], block: n
     h, w = block.shape[-2:]
     leveled = set(levels.names) if levels is not None else set()
     paths = [*names, *(p for n in names if n in leveled for p in level_paths(n, levels)), SUMS, DONE]
-    arrays = _open_arrays(url, opts, paths, optional=(CRC,))
+    arrays = _run_arrays(url, opts, paths, (CRC,), run) if run else _open_arrays(url, opts, paths, optional=(CRC,))
 
     def encode(c: int) -> np.ndarray:  # numpy releases the GIL
         return _encode(arrays[names[c]], block[0, c])
@@ -660,6 +670,35 @@ def _open_arrays(url: str, opts: dict[str, Any] | None, paths: list[str], option
         return dict(zip(wanted, await asyncio.gather(*(one(p) for p in wanted)), strict=True))
 
     return sync(open_all())
+
+
+# arrays opened by this process's write tasks, per (store url, run): a run's template is written before its first
+# chunk and not changed until its finish, so its arrays' metadata holds for all its chunks. A new run (a resumed,
+# appended or overwritten store) has a new key and opens them again. The last few runs are kept.
+_RUN_ARRAYS: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+_RUN_ARRAYS_KEPT = 2
+_RUN_ARRAYS_LOCK = threading.Lock()
+
+
+def _run_arrays(url: str, opts: dict[str, Any] | None, paths: list[str], optional: tuple[str, ...], run: str
+                ) -> dict[str, Any]:
+    """``_open_arrays`` once per process and ``run``: the arrays opened by an earlier chunk of the same run are
+    reused, any others opened and kept."""
+    key = (url, run)
+    with _RUN_ARRAYS_LOCK:
+        kept = _RUN_ARRAYS.get(key, {})
+    wanted = [*paths, *optional]
+    missing = [p for p in wanted if p not in kept]
+    if missing:
+        opened = _open_arrays(url, opts, [p for p in missing if p not in optional],
+                              optional=tuple(p for p in missing if p in optional))
+        with _RUN_ARRAYS_LOCK:
+            kept = _RUN_ARRAYS.setdefault(key, {})
+            kept.update(opened)
+            _RUN_ARRAYS.move_to_end(key)
+            while len(_RUN_ARRAYS) > _RUN_ARRAYS_KEPT:
+                _RUN_ARRAYS.popitem(last=False)
+    return {p: kept[p] for p in wanted}
 
 
 def _set_regions(arrays: dict[str, Any], writes: list[tuple[str, tuple, Any]]) -> None:

@@ -331,6 +331,7 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
         done_all = done
     keys = [(int(t), int(i), int(j)) for t, i, j in zip(*np.nonzero(~done), strict=True)]
     opts = store.storage_options(url)  # captured here, on the client
+    run = uuid.uuid4().hex  # this run's writes: each worker opens the store's arrays once (``store.write_block``)
 
     def write_key(t: int, i: int, j: int) -> str:
         return f"s2sr-write-{t + t_offset}-{i}-{j}-{tokenize(url)}"
@@ -340,7 +341,7 @@ def write_output(out: xr.Dataset, url: str, *, dtype: str = "uint16", attrs: dic
             store.write_template(out, url, dtype, {**out.attrs, **(attrs or {})}, levels)
 
     def write_args(t: int, i: int, j: int) -> tuple[Any, ...]:
-        return (t + t_offset, i, j, int(y0s[i]), int(x0s[j]), levels)
+        return (t + t_offset, i, j, int(y0s[i]), int(x0s[j]), levels, run)
 
     def make_writes(parts: list[list[Any] | None], gate: str | None = None) -> list[Any]:
         """Per chunk: its block and its sums, or None (the task super-resolves it; ``gate``: _sr_write_block's)."""
