@@ -5,6 +5,11 @@ The store is made once (by the code on ``PYTHONPATH``) in /tmp/s2sr-write-block-
 
     .venv/bin/python benchmarks/write_block_ab.py 20
     PYTHONPATH=/tmp/old .venv/bin/python benchmarks/write_block_ab.py 20
+
+A second argument is passed as ``write_block``'s ``run`` (round 19): the writes after the first reuse the arrays it
+opened, as a run's chunks on one worker do:
+
+    .venv/bin/python benchmarks/write_block_ab.py 20 run
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ def main() -> None:
     from s2sr_cloud.io import overviews, store
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    run = {"run": sys.argv[2]} if len(sys.argv) > 2 else {}
     if not Path(STORE).exists():
         make_store(STORE)
     g = zarr.open_group(STORE, mode="r", use_consolidated=False)
@@ -50,11 +56,12 @@ def main() -> None:
     for _ in range(n):
         t0 = time.perf_counter()
         with zarr.config.set({"array.write_empty_chunks": True}):
-            store.write_block(STORE, {}, names, block, sums, 0, 0, 0, 0, 0, levels)
+            store.write_block(STORE, {}, names, block, sums, 0, 0, 0, 0, 0, levels, **run)
         times.append(time.perf_counter() - t0)
     c1 = os.times()
     cpu = (c1.user + c1.system - c0.user - c0.system) / n
-    print(f"{store.__file__}: write_block median {1000 * float(np.median(times)):.0f} ms, CPU {1000 * cpu:.0f} ms per "
+    what = f"{store.__file__}{' run ' + run['run'] if run else ''}"
+    print(f"{what}: write_block median {1000 * float(np.median(times)):.0f} ms, CPU {1000 * cpu:.0f} ms per "
           f"write ({n} writes: {[round(1000 * t) for t in times]})")
 
 
