@@ -57,9 +57,10 @@ def storage_options(url: str) -> dict[str, Any]:
     if not url.startswith("s3://"):
         return {}
     # s3fs reads a whole object with one GET; with its default max_concurrency (10) it first asks the object's size
-    # (a HEAD) in case the object is large enough to fetch in parallel ranges (over 50 MiB: a store's objects are
-    # metadata documents and chunks of at most 20 MiB). That HEAD was 32% of a job's S3 requests
-    # (benchmarks/s3_requests.py). It also caps the parts of a multipart upload (objects over 100 MiB) in flight at 1.
+    # (a HEAD) in case the object is over 50 MiB, to fetch it in parallel ranges. Those HEADs were 32% of a job's S3
+    # requests (benchmarks/s3_requests.py); a store's objects are metadata documents and chunks (one band of a x4
+    # default chunk: 20 MB of uint16 before compression). The other effect: an object over 100 MiB (a float32 x10
+    # chunk can be) is uploaded in 50 MiB parts one at a time, beside the chunk's other arrays (docs/design.md, 43).
     opts: dict[str, Any] = {"max_concurrency": 1}
     endpoint = os.environ.get("S2SR_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
