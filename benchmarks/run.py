@@ -225,6 +225,72 @@ def end_to_end(catalog: str, geometry: dict | None, scale: int, model: str, ense
             "client_cpu_s": client_cpu, "idle_core_s": idle, "workers_cpu_s": workers_cpu}
 
 
+def floor_chunk_task(url: str, names: tuple, fused: Any, block: np.ndarray, i: int, j: int, y0: int, x0: int,
+                     levels: Any) -> tuple:
+    """What the pipeline's fused write task runs (``write._sr_write_block``): the SR of one chunk and its store
+    write, without waiting for a template."""
+    from s2sr_cloud.pipeline import write as W
+
+    y, sums = fused.run(block, 0, i, j)
+    return W._write_block(url, {}, names, y, sums, 0, i, j, y0, x0, levels)
+
+
+def floor_inputs(catalog: str, geometry: dict, chunk: int) -> dict | None:
+    """For ``floor_job``: the bicubic x4 SR output's layout on ``chunk`` px chunks, its fused SR step and each
+    chunk's overlapped input block, read once (None on code without fused write tasks)."""
+    import dask
+
+    from s2sr_cloud.io import store
+
+    if not hasattr(graph, "fused_source"):
+        return None
+    ds = s2sr_cloud.load(s2sr_cloud.search(catalog), geometry=geometry, chunk=chunk)
+    sr = s2sr_cloud.super_resolve(ds, 4, "bicubic", chunk=chunk)
+    bands = list(sr.attrs["bands"])
+    names = store.layer_names(bands, sr)
+    fused = graph.fused_source([sr[n].data for n in names])
+    padded = fused.blocks([sr[n].data for n in names]).to_delayed(optimize_graph=False)
+    with dask.config.set(scheduler="threads"):
+        blocks = {(i, j): padded[0, 0, i, j].compute() for i in range(padded.shape[2])
+                  for j in range(padded.shape[3])}
+    return {"sr": sr, "bands": bands, "names": names, "fused": fused, "blocks": blocks}
+
+
+def floor_job(p: dict, workers: int) -> dict:
+    """The floor under ``speedup_2_workers``: the chunk tasks alone (``floor_chunk_task``) on a fresh cluster of
+    ``workers``, inputs scattered to the workers first and the store's template made before the clock: no search,
+    read, graph, template or finish. Seconds from submission to the last write, as ``end_to_end``'s fields."""
+    import distributed
+
+    from s2sr_cloud.io import overviews, store
+
+    sr, names, keys = p["sr"], p["names"], sorted(p["blocks"])
+    ych, xch = sr[names[0]].data.chunks[1], sr[names[0]].data.chunks[2]
+    y0s, x0s = np.cumsum((0,) + ych[:-1]), np.cumsum((0,) + xch[:-1])
+    levels = overviews.block_levels(ych, xch, (*p["bands"], store.DETAIL))
+    folder = tempfile.mkdtemp(prefix="s2sr-floor-")
+    url = f"{folder}/out.zarr"
+    store.write_template(sr, url, "uint16", dict(sr.attrs), levels)
+    with cluster(workers) as client:
+        addrs = list(client.nthreads())
+        blocks = [client.scatter(p["blocks"][k], workers=[addrs[n % workers]]) for n, k in enumerate(keys)]
+        distributed.wait(blocks)
+        time.sleep(0.5)  # the cluster settled
+        cpu0, idle0, wcpu0 = process_cpu_s(), machine_idle_s(), sum(client.run(process_cpu_s).values())
+        t0 = time.perf_counter()
+        futures = [client.submit(floor_chunk_task, url, names, p["fused"], b, i, j, int(y0s[i]), int(x0s[j]),
+                                 levels, pure=False) for b, (i, j) in zip(blocks, keys, strict=True)]
+        distributed.wait(futures)
+        seconds = time.perf_counter() - t0
+        client_cpu, idle = process_cpu_s() - cpu0, machine_idle_s() - idle0
+        workers_cpu = sum(client.run(process_cpu_s).values()) - wcpu0
+        failed = [f for f in futures if f.status != "finished"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} chunk task(s) failed: {failed[0].exception()}")
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"seconds": seconds, "client_cpu_s": client_cpu, "idle_core_s": idle, "workers_cpu_s": workers_cpu}
+
+
 def process_cpu_s() -> float:
     """CPU seconds of this process (the client: graph, template, finish, and a LocalCluster's scheduler; in a
     worker, the worker's)."""
@@ -688,6 +754,10 @@ def main() -> None:
                 # (the machine's reference on 8 and 2 blocks: 16 and 4 took --quick to 9 min 53 s on a slow VM)
                 # 1 and 2 workers alternating, PAIRS times for bicubic (its 2-worker job is 5-7 s: one run's ratio
                 # swung 1.20-1.87 within minutes on this VM, round 17): the median pair's ratio
+                # the floor under the bicubic ratio: the same chunk tasks alone (``floor_job``), a pair after each
+                # of its pairs
+                floor = floor_inputs(catalog, g16, small)
+                floors: list[float] = []
                 for model, ens, tag, one, blocks, pairs in (("bicubic", None, "", r16, 8, PAIRS),
                                                             ("default", ens_cheap, "_default_model", None, 2, 1)):
                     ratios, runs = [], []
@@ -696,6 +766,13 @@ def main() -> None:
                         two = end_to_end(catalog, g16, 4, model, ens, 2, chunk=small)
                         ratios.append(one["seconds"] / two["seconds"])
                         runs.append((one, two))
+                        if not tag and floor is not None:
+                            f1, f2 = floor_job(floor, 1), floor_job(floor, 2)
+                            floors.append(f1["seconds"] / f2["seconds"])
+                            say(f"  the floor, the same 16 chunk tasks alone (inputs on the workers, no search, read, "
+                                f"graph, template or finish): 1 worker {f1['seconds']:.2f} s, 2 workers "
+                                f"{f2['seconds']:.2f} s -> {floors[-1]:.2f}; its 2-worker job: client "
+                                f"{f2['client_cpu_s']:.2f} CPU-s, idle {f2['idle_core_s']:.2f} core-s")
                         # the ceiling: the 2-worker job with its workers' CPU alone, spread evenly over both cores (no
                         # idle core, no client): the 1-worker time over half the 2 workers' CPU seconds
                         ceiling = one["seconds"] / (two["workers_cpu_s"] / 2)
@@ -707,6 +784,12 @@ def main() -> None:
                             f"graph, template, finish) {two['client_cpu_s']:.2f} CPU-s and {two['idle_core_s']:.2f} "
                             "idle core-s")
                     res[f"speedup_2_workers{tag}"] = float(np.median(ratios))
+                    if not tag and floors:
+                        res["speedup_2_workers_floor"] = float(np.median(floors))
+                        res["speedup_2_workers_floor_pairs"] = [round(r, 3) for r in floors]
+                        say(f"bicubic, 16 chunks: the floor under speedup_2_workers "
+                            f"{res['speedup_2_workers_floor']:.2f} (median of {len(floors)}): what Dask on this "
+                            "machine gives the chunk work alone")
                     if pairs > 1:
                         res[f"speedup_2_workers{tag}_pairs"] = [round(r, 3) for r in ratios]
                     one, two = runs[int(np.argsort(ratios)[len(ratios) // 2])]  # the median pair
