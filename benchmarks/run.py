@@ -226,13 +226,14 @@ def end_to_end(catalog: str, geometry: dict | None, scale: int, model: str, ense
 
 
 def floor_chunk_task(url: str, names: tuple, fused: Any, block: np.ndarray, i: int, j: int, y0: int, x0: int,
-                     levels: Any) -> tuple:
+                     levels: Any, run: str) -> tuple:
     """What the pipeline's fused write task runs (``write._sr_write_block``): the SR of one chunk and its store
-    write, without waiting for a template."""
+    write (the job's arrays opened once per worker, as ``write_output``'s run key does), without waiting for a
+    template."""
     from s2sr_cloud.pipeline import write as W
 
     y, sums = fused.run(block, 0, i, j)
-    return W._write_block(url, {}, names, y, sums, 0, i, j, y0, x0, levels)
+    return W._write_block(url, {}, names, y, sums, 0, i, j, y0, x0, levels, run)
 
 
 def floor_inputs(catalog: str, geometry: dict, chunk: int) -> dict | None:
@@ -279,7 +280,7 @@ def floor_job(p: dict, workers: int) -> dict:
         cpu0, idle0, wcpu0 = process_cpu_s(), machine_idle_s(), sum(client.run(process_cpu_s).values())
         t0 = time.perf_counter()
         futures = [client.submit(floor_chunk_task, url, names, p["fused"], b, i, j, int(y0s[i]), int(x0s[j]),
-                                 levels, pure=False) for b, (i, j) in zip(blocks, keys, strict=True)]
+                                 levels, folder, pure=False) for b, (i, j) in zip(blocks, keys, strict=True)]
         distributed.wait(futures)
         seconds = time.perf_counter() - t0
         client_cpu, idle = process_cpu_s() - cpu0, machine_idle_s() - idle0
